@@ -1,0 +1,394 @@
+//! One list record: parsing, validation and formatting.
+//!
+//! Parsing is strict because lists are compared as bytes (`comm`,
+//! `layerdiff`, the SHA-256 of a list as a layer id): a line that would
+//! format differently from how it was read, such as `100644` for `0100644`
+//! or an uppercase digest, is refused rather than silently normalised.
+
+use std::fmt;
+use std::io::{self, Write};
+
+use crate::hex;
+use crate::records::Terminator;
+
+/// `S_IFMT` and the file type values of `inode(7)`.
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFSOCK: u32 = 0o140000;
+pub const S_IFLNK: u32 = 0o120000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFBLK: u32 = 0o060000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFIFO: u32 = 0o010000;
+
+/// The mode of a whiteout line (DESIGN.md: a regular file with no
+/// permission bits, owned by 0:0).
+pub const WHITEOUT_MODE: u32 = S_IFREG;
+
+/// The type part of a mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileType {
+    Regular,
+    Directory,
+    Symlink,
+    CharDevice,
+    BlockDevice,
+    Fifo,
+    Socket,
+}
+
+impl FileType {
+    /// The type encoded in `mode`'s `S_IFMT` bits, if it is one of the
+    /// seven that `inode(7)` defines.
+    pub fn from_mode(mode: u32) -> Option<FileType> {
+        Some(match mode & S_IFMT {
+            S_IFREG => FileType::Regular,
+            S_IFDIR => FileType::Directory,
+            S_IFLNK => FileType::Symlink,
+            S_IFCHR => FileType::CharDevice,
+            S_IFBLK => FileType::BlockDevice,
+            S_IFIFO => FileType::Fifo,
+            S_IFSOCK => FileType::Socket,
+            _ => return None,
+        })
+    }
+}
+
+/// The last field of a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Digest {
+    /// SHA-256 of a regular file's content or of a symlink's target bytes.
+    Sha256([u8; 32]),
+    /// A character or block device.
+    Device { major: u32, minor: u32 },
+    /// Directories, FIFOs and sockets: printed as `0`.
+    Zero,
+    /// A whiteout made by `layerdiff --whiteouts`.
+    Whiteout,
+}
+
+/// Everything after the name: `MODE-UID-GID-DIGEST`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fields {
+    /// `st_mode`, type bits included.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub digest: Digest,
+}
+
+impl Fields {
+    /// The file type; always `Some` for fields that came from [`parse_fields`].
+    pub fn file_type(&self) -> Option<FileType> {
+        FileType::from_mode(self.mode)
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+
+    pub fn is_whiteout(&self) -> bool {
+        self.digest == Digest::Whiteout
+    }
+
+    /// The whiteout fields of DESIGN.md: `0100000-0-0-whiteout`.
+    pub fn whiteout() -> Fields {
+        Fields {
+            mode: WHITEOUT_MODE,
+            uid: 0,
+            gid: 0,
+            digest: Digest::Whiteout,
+        }
+    }
+}
+
+/// A whole record with an owned name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    pub name: Vec<u8>,
+    pub fields: Fields,
+}
+
+impl Entry {
+    /// Parses one record without its terminator.
+    pub fn parse(line: &[u8]) -> Result<Entry, ParseError> {
+        let (name, fields) = split_line(line)?;
+        Ok(Entry {
+            name: name.to_vec(),
+            fields,
+        })
+    }
+
+    /// Writes the record followed by `term`.
+    pub fn write_to<W: Write + ?Sized>(&self, out: &mut W, term: Terminator) -> io::Result<()> {
+        write_line(out, &self.name, &self.fields, term)
+    }
+}
+
+/// A record on the stdin of a packer: either a plain name, as `find .`
+/// prints it, or a list line whose fields are then authoritative.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Name(Vec<u8>),
+    Entry(Entry),
+}
+
+impl Input {
+    /// A record is a list line when the text after its last space parses
+    /// as fields; anything else is taken as a plain name (names may
+    /// contain spaces).
+    pub fn parse(record: &[u8]) -> Input {
+        match split_line(record) {
+            Ok((name, fields)) => Input::Entry(Entry {
+                name: name.to_vec(),
+                fields,
+            }),
+            Err(_) => Input::Name(record.to_vec()),
+        }
+    }
+
+    pub fn name(&self) -> &[u8] {
+        match self {
+            Input::Name(n) => n,
+            Input::Entry(e) => &e.name,
+        }
+    }
+}
+
+/// What is wrong with a record. Callers add the file and line number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    what: &'static str,
+    text: Vec<u8>,
+}
+
+impl ParseError {
+    fn new(what: &'static str, text: &[u8]) -> ParseError {
+        // Keep messages one short line even for hostile input.
+        let text = text.iter().copied().take(80).collect();
+        ParseError { what, text }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", self.what)?;
+        write_quoted(f, &self.text)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Writes `bytes` in double quotes with anything that is not printable
+/// ASCII escaped (`\n`, `\xff`), so messages stay one line and show
+/// invalid bytes instead of mangling them.
+pub fn write_quoted(f: &mut dyn fmt::Write, bytes: &[u8]) -> fmt::Result {
+    f.write_char('"')?;
+    for &b in bytes {
+        match b {
+            b'"' => f.write_str("\\\"")?,
+            b'\\' => f.write_str("\\\\")?,
+            b'\n' => f.write_str("\\n")?,
+            b'\t' => f.write_str("\\t")?,
+            b'\r' => f.write_str("\\r")?,
+            0x20..=0x7e => f.write_char(char::from(b))?,
+            _ => write!(f, "\\x{b:02x}")?,
+        }
+    }
+    f.write_char('"')
+}
+
+/// [`write_quoted`] into a new `String`: the form in which error messages
+/// name a path.
+pub fn quote(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    let _ = write_quoted(&mut s, bytes);
+    s
+}
+
+/// Splits a record at its last space into the name and the parsed fields.
+pub fn split_line(line: &[u8]) -> Result<(&[u8], Fields), ParseError> {
+    let space = line
+        .iter()
+        .rposition(|&b| b == b' ')
+        .ok_or_else(|| ParseError::new("no space before the fields in", line))?;
+    let name = &line[..space];
+    if name.is_empty() {
+        return Err(ParseError::new("empty name in", line));
+    }
+    let fields = parse_fields(&line[space + 1..])?;
+    Ok((name, fields))
+}
+
+/// Parses `MODE-UID-GID-DIGEST` and checks that the digest fits the type.
+pub fn parse_fields(text: &[u8]) -> Result<Fields, ParseError> {
+    let mut parts = text.splitn(4, |&b| b == b'-');
+    let (Some(mode), Some(uid), Some(gid), Some(digest)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ParseError::new(
+            "fields are not MODE-UID-GID-DIGEST:",
+            text,
+        ));
+    };
+    if mode.len() != 7 || !mode.iter().all(|b| (b'0'..=b'7').contains(b)) {
+        return Err(ParseError::new("mode is not 7 octal digits:", mode));
+    }
+    let mode = mode
+        .iter()
+        .fold(0u32, |acc, &b| acc << 3 | u32::from(b - b'0'));
+    let uid = parse_decimal(uid).ok_or_else(|| ParseError::new("bad uid", uid))?;
+    let gid = parse_decimal(gid).ok_or_else(|| ParseError::new("bad gid", gid))?;
+    let kind =
+        FileType::from_mode(mode).ok_or_else(|| ParseError::new("unknown file type in mode", text))?;
+    let parsed = match kind {
+        FileType::Regular if digest == b"whiteout" => {
+            if mode != WHITEOUT_MODE || uid != 0 || gid != 0 {
+                return Err(ParseError::new(
+                    "a whiteout must be 0100000-0-0-whiteout:",
+                    text,
+                ));
+            }
+            Digest::Whiteout
+        }
+        FileType::Regular | FileType::Symlink => Digest::Sha256(
+            hex::decode32(digest)
+                .ok_or_else(|| ParseError::new("digest is not 64 lowercase hex digits:", digest))?,
+        ),
+        FileType::CharDevice | FileType::BlockDevice => {
+            let bad = || ParseError::new("device digest is not MAJOR:MINOR:", digest);
+            let colon = digest.iter().position(|&b| b == b':').ok_or_else(bad)?;
+            let major = parse_decimal(&digest[..colon]).ok_or_else(bad)?;
+            let minor = parse_decimal(&digest[colon + 1..]).ok_or_else(bad)?;
+            Digest::Device { major, minor }
+        }
+        FileType::Directory | FileType::Fifo | FileType::Socket => {
+            if digest != b"0" {
+                return Err(ParseError::new(
+                    "digest of a directory, FIFO or socket is not 0:",
+                    digest,
+                ));
+            }
+            Digest::Zero
+        }
+    };
+    Ok(Fields {
+        mode,
+        uid,
+        gid,
+        digest: parsed,
+    })
+}
+
+/// Canonical decimal only (no sign, no leading zeros): a number that
+/// would print differently is a different line.
+fn parse_decimal(text: &[u8]) -> Option<u32> {
+    if text.is_empty() || text.len() > 10 || (text.len() > 1 && text[0] == b'0') {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in text {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(b - b'0');
+    }
+    u32::try_from(v).ok()
+}
+
+/// Writes `NAME SP MODE-UID-GID-DIGEST TERM`.
+///
+/// The caller checks that `name` does not contain the terminator (see
+/// [`crate::records::check_name`]).
+pub fn write_line<W: Write + ?Sized>(
+    out: &mut W,
+    name: &[u8],
+    fields: &Fields,
+    term: Terminator,
+) -> io::Result<()> {
+    out.write_all(name)?;
+    write!(out, " {:07o}-{}-{}-", fields.mode, fields.uid, fields.gid)?;
+    match fields.digest {
+        Digest::Sha256(d) => out.write_all(&hex::encode32(&d))?,
+        Digest::Device { major, minor } => write!(out, "{major}:{minor}")?,
+        Digest::Zero => out.write_all(b"0")?,
+        Digest::Whiteout => out.write_all(b"whiteout")?,
+    }
+    out.write_all(&[term.byte()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELLO: &[u8] =
+        b"./bin/hello 0100755-0-0-22e4d2865e654f830f6bfc146e170846dde15185be675db4e9cd987cb02afa78";
+
+    fn round_trip(line: &[u8]) {
+        let e = Entry::parse(line).unwrap();
+        let mut out = Vec::new();
+        e.write_to(&mut out, Terminator::Newline).unwrap();
+        assert_eq!(&out[..out.len() - 1], line);
+        assert_eq!(out.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn parses_the_seed_lines() {
+        let e = Entry::parse(HELLO).unwrap();
+        assert_eq!(e.name, b"./bin/hello");
+        assert_eq!(e.fields.mode, 0o100755);
+        assert_eq!(e.fields.file_type(), Some(FileType::Regular));
+        round_trip(HELLO);
+        round_trip(b". 0040755-0-0-0");
+        round_trip(b"./init 0120777-0-0-14bdc0fb069623c05620fc62589fe1f52ee6fb67a34deb447bf6f1f7e881f32a");
+        round_trip(b"./dev/null 0020666-0-0-1:3");
+        round_trip(b"./a/.wh.b 0100000-0-0-whiteout");
+        round_trip(b"./with space/and more 0010644-1000-100-0");
+    }
+
+    #[test]
+    fn the_last_space_separates() {
+        let (name, f) = split_line(b"./a b c 0040700-1-2-0").unwrap();
+        assert_eq!(name, b"./a b c");
+        assert_eq!((f.uid, f.gid), (1, 2));
+    }
+
+    #[test]
+    fn non_utf8_names_pass() {
+        round_trip(b"./\xff\xfe 0040755-0-0-0");
+    }
+
+    #[test]
+    fn refuses_malformed_lines() {
+        for bad in [
+            &b"./x"[..],
+            b" 0040755-0-0-0",
+            b"./x 040755-0-0-0",
+            b"./x 0040758-0-0-0",
+            b"./x 0040755-0-0",
+            b"./x 0040755--0-0",
+            b"./x 0040755-01-0-0",
+            b"./x 0040755-4294967296-0-0",
+            b"./x 0040755-0-0-1",
+            b"./x 0100644-0-0-0",
+            b"./x 0100644-0-0-22E4D2865E654F830F6BFC146E170846DDE15185BE675DB4E9CD987CB02AFA78",
+            b"./x 0020644-0-0-13",
+            b"./x 0100644-0-0-whiteout",
+            b"./x 0000644-0-0-0",
+            b"./x 0040755-0-0-0-",
+        ] {
+            assert!(Entry::parse(bad).is_err(), "{}", quote(bad));
+        }
+    }
+
+    #[test]
+    fn input_tells_names_from_lines() {
+        assert_eq!(Input::parse(b"./a b"), Input::Name(b"./a b".to_vec()));
+        assert!(matches!(Input::parse(HELLO), Input::Entry(_)));
+    }
+
+    #[test]
+    fn quoting_escapes() {
+        assert_eq!(quote(b"a\nb\xff\"\\"), r#""a\nb\xff\"\\""#);
+    }
+}

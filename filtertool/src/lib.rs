@@ -1,0 +1,159 @@
+//! The runner every tool's `main` uses, so that all of them behave alike:
+//!
+//! - an error is printed once, on one line, as `tool: what failed: why`;
+//! - the exit code is the tool's failure code unless the error carries its
+//!   own ([`Failure`]), so the runners can exit 124/125/126/127;
+//! - a write to a closed stdout (`fileids | head`) ends the tool quietly
+//!   with status 0, as `head` users expect: Rust ignores SIGPIPE, so the
+//!   write fails with `EPIPE` and is recognised here;
+//! - argument errors are one line too, with the usage code the tool picks
+//!   (2 for filters like coreutils, 125 for the runners like `docker run`).
+
+use std::fmt;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+/// Exit codes of the runners, after `docker run` and `env`.
+pub mod exit {
+    /// `--timeout` fired (as `timeout(1)`).
+    pub const TIMEOUT: u8 = 124;
+    /// The runner itself failed.
+    pub const RUNNER_FAILED: u8 = 125;
+    /// The command exists but cannot be executed.
+    pub const CANNOT_EXECUTE: u8 = 126;
+    /// The command does not exist.
+    pub const NOT_FOUND: u8 = 127;
+    /// Usage errors of the filters (as coreutils).
+    pub const USAGE: u8 = 2;
+    /// Any other failure of a filter.
+    pub const FAILURE: u8 = 1;
+}
+
+/// An error that decides the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// An error with exit code `code`.
+pub fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        code,
+        message: message.into(),
+    })
+}
+
+/// True when the error, or anything in its chain, is `EPIPE`.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The exit code an error asks for, if any.
+pub fn failure_code(err: &anyhow::Error) -> Option<u8> {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Failure>().map(|f| f.code))
+}
+
+/// Formats an error chain as one line (`a: b: c`), with any newline that
+/// a cause carries escaped so messages never span lines.
+pub fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}").replace('\n', "\\n")
+}
+
+/// Runs a tool's body and turns its result into the process status.
+///
+/// `run` returns the exit code on success (0 normally; the runners pass
+/// their program's code through).
+pub fn main<F>(tool: &str, default_code: u8, run: F) -> ExitCode
+where
+    F: FnOnce() -> anyhow::Result<u8>,
+{
+    match run() {
+        Ok(code) => ExitCode::from(code),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            report(tool, &err);
+            ExitCode::from(failure_code(&err).unwrap_or(default_code))
+        }
+    }
+}
+
+/// Prints `tool: message` on stderr.
+pub fn report(tool: &str, err: &anyhow::Error) {
+    let _ = writeln!(io::stderr().lock(), "{tool}: {}", one_line(err));
+}
+
+/// Prints a one-line warning, `tool: warning: message`.
+pub fn warn(tool: &str, message: impl fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "{tool}: warning: {message}");
+}
+
+/// Parses the command line; `--help` and `--version` print and exit 0, a
+/// usage error prints one line and exits with `usage_code`.
+pub fn parse_args<T: clap::Parser>(tool: &str, usage_code: u8) -> T {
+    match T::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("bad arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let _ = writeln!(io::stderr().lock(), "{tool}: {first} (try --help)");
+            std::process::exit(i32::from(usage_code));
+        }
+    }
+}
+
+/// A block-buffered stdout. Pipes are the normal case for these tools, and
+/// Rust's own stdout is line-buffered, which costs a syscall per line.
+pub fn stdout() -> BufWriter<io::StdoutLock<'static>> {
+    BufWriter::with_capacity(128 * 1024, io::stdout().lock())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn broken_pipe_is_found_through_context() {
+        let e: anyhow::Result<()> = Err(io::Error::from(io::ErrorKind::BrokenPipe).into());
+        let e = e.context("writing stdout").unwrap_err();
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("other")));
+    }
+
+    #[test]
+    fn failure_codes_survive_context() {
+        let e = Err::<(), _>(fail(126, "x: not executable"))
+            .context("running x")
+            .unwrap_err();
+        assert_eq!(failure_code(&e), Some(126));
+        assert_eq!(one_line(&e), "running x: x: not executable");
+    }
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        let e = anyhow::anyhow!("a\nb");
+        assert_eq!(one_line(&e), "a\\nb");
+    }
+}
