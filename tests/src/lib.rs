@@ -1,0 +1,1 @@
+//! Support code for the cross-tool pipeline tests (see `tests/`).
