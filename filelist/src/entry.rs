@@ -226,10 +226,7 @@ pub fn parse_fields(text: &[u8]) -> Result<Fields, ParseError> {
     let (Some(mode), Some(uid), Some(gid), Some(digest)) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(ParseError::new(
-            "fields are not MODE-UID-GID-DIGEST:",
-            text,
-        ));
+        return Err(ParseError::new("fields are not MODE-UID-GID-DIGEST:", text));
     };
     if mode.len() != 7 || !mode.iter().all(|b| (b'0'..=b'7').contains(b)) {
         return Err(ParseError::new("mode is not 7 octal digits:", mode));
@@ -239,8 +236,8 @@ pub fn parse_fields(text: &[u8]) -> Result<Fields, ParseError> {
         .fold(0u32, |acc, &b| acc << 3 | u32::from(b - b'0'));
     let uid = parse_decimal(uid).ok_or_else(|| ParseError::new("bad uid", uid))?;
     let gid = parse_decimal(gid).ok_or_else(|| ParseError::new("bad gid", gid))?;
-    let kind =
-        FileType::from_mode(mode).ok_or_else(|| ParseError::new("unknown file type in mode", text))?;
+    let kind = FileType::from_mode(mode)
+        .ok_or_else(|| ParseError::new("unknown file type in mode", text))?;
     let parsed = match kind {
         FileType::Regular if digest == b"whiteout" => {
             if mode != WHITEOUT_MODE || uid != 0 || gid != 0 {
@@ -340,7 +337,9 @@ mod tests {
         assert_eq!(e.fields.file_type(), Some(FileType::Regular));
         round_trip(HELLO);
         round_trip(b". 0040755-0-0-0");
-        round_trip(b"./init 0120777-0-0-14bdc0fb069623c05620fc62589fe1f52ee6fb67a34deb447bf6f1f7e881f32a");
+        round_trip(
+            b"./init 0120777-0-0-14bdc0fb069623c05620fc62589fe1f52ee6fb67a34deb447bf6f1f7e881f32a",
+        );
         round_trip(b"./dev/null 0020666-0-0-1:3");
         round_trip(b"./a/.wh.b 0100000-0-0-whiteout");
         round_trip(b"./with space/and more 0010644-1000-100-0");

@@ -166,7 +166,10 @@ fn parse_state_line(line: &[u8]) -> Result<((u64, u64), Faked), String> {
         rdev: rdev.ok_or_else(bad)?,
     };
     if crate::entry::FileType::from_mode(faked.mode).is_none() {
-        return Err(format!("unknown file type in mode {:o}: {}", faked.mode, text));
+        return Err(format!(
+            "unknown file type in mode {:o}: {}",
+            faked.mode, text
+        ));
     }
     Ok((key, faked))
 }
@@ -191,8 +194,8 @@ impl Ownership {
         let fakeroot = match fakeroot {
             None => None,
             Some(path) => {
-                let file = std::fs::File::open(path)
-                    .map_err(|e| format!("{}: {}", path.display(), e))?;
+                let file =
+                    std::fs::File::open(path).map_err(|e| format!("{}: {}", path.display(), e))?;
                 Some(
                     FakerootState::parse(io::BufReader::new(file))
                         .map_err(|e| format!("{}: {}", path.display(), e))?,
@@ -264,12 +267,26 @@ mod tests {
 
     #[test]
     fn owner_overrides_after_state() {
-        let s = FakerootState::parse(&b"dev=1,ino=2,mode=40700,uid=5,gid=6,nlink=2,rdev=0\n"[..]).unwrap();
-        let real = Stat { dev: 1, ino: 2, mode: 0o40755, uid: 1000, gid: 1000, rdev: 0 };
-        let o = Ownership { owner: None, fakeroot: Some(s.clone()) };
+        let s = FakerootState::parse(&b"dev=1,ino=2,mode=40700,uid=5,gid=6,nlink=2,rdev=0\n"[..])
+            .unwrap();
+        let real = Stat {
+            dev: 1,
+            ino: 2,
+            mode: 0o40755,
+            uid: 1000,
+            gid: 1000,
+            rdev: 0,
+        };
+        let o = Ownership {
+            owner: None,
+            fakeroot: Some(s.clone()),
+        };
         assert_eq!(o.apply(&real).mode, 0o40700);
         assert_eq!(o.apply(&real).uid, 5);
-        let o = Ownership { owner: Some((0, 0)), fakeroot: Some(s) };
+        let o = Ownership {
+            owner: Some((0, 0)),
+            fakeroot: Some(s),
+        };
         let got = o.apply(&real);
         assert_eq!((got.mode, got.uid, got.gid), (0o40700, 0, 0));
         let other = Stat { ino: 3, ..real };

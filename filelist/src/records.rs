@@ -129,8 +129,14 @@ mod tests {
 
     #[test]
     fn splits_and_accepts_missing_last_terminator() {
-        assert_eq!(all(b"a\nb c\nd", Terminator::Newline), vec![b"a".to_vec(), b"b c".to_vec(), b"d".to_vec()]);
-        assert_eq!(all(b"a\nb\0c\0", Terminator::Nul), vec![b"a\nb".to_vec(), b"c".to_vec()]);
+        assert_eq!(
+            all(b"a\nb c\nd", Terminator::Newline),
+            vec![b"a".to_vec(), b"b c".to_vec(), b"d".to_vec()]
+        );
+        assert_eq!(
+            all(b"a\nb\0c\0", Terminator::Nul),
+            vec![b"a\nb".to_vec(), b"c".to_vec()]
+        );
         assert!(all(b"", Terminator::Newline).is_empty());
         assert_eq!(all(b"\n", Terminator::Newline), vec![Vec::<u8>::new()]);
     }

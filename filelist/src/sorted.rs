@@ -153,7 +153,9 @@ mod tests {
     #[test]
     fn accepts_sorted() {
         assert_eq!(
-            read_all(b". 0040755-0-0-0\n./a 0040755-0-0-0\n./a-b 0040755-0-0-0\n./a/b 0040755-0-0-0\n"),
+            read_all(
+                b". 0040755-0-0-0\n./a 0040755-0-0-0\n./a-b 0040755-0-0-0\n./a/b 0040755-0-0-0\n"
+            ),
             Ok(4)
         );
     }
@@ -161,10 +163,16 @@ mod tests {
     #[test]
     fn names_file_and_line_of_disorder() {
         let e = read_all(b"./b 0040755-0-0-0\n./a 0040755-0-0-0\n").unwrap_err();
-        assert_eq!(e, "t.list: line 2: not sorted: \"./a\" after \"./b\" (sort with LC_ALL=C)");
+        assert_eq!(
+            e,
+            "t.list: line 2: not sorted: \"./a\" after \"./b\" (sort with LC_ALL=C)"
+        );
         let e = read_all(b"./b 0040755-0-0-0\n./b 0040700-0-0-0\n").unwrap_err();
         assert_eq!(e, "t.list: line 2: duplicate name \"./b\"");
         let e = read_all(b"./b 0040755-0-0-0\n./c 004075-0-0-0\n").unwrap_err();
-        assert!(e.starts_with("t.list: line 2: malformed list line: mode"), "{e}");
+        assert!(
+            e.starts_with("t.list: line 2: malformed list line: mode"),
+            "{e}"
+        );
     }
 }
