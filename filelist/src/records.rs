@@ -74,6 +74,11 @@ impl<R: BufRead> RecordReader<R> {
         self.line
     }
 
+    /// The record last returned by [`Self::next_record`].
+    pub fn current(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// The next record without its terminator, or `None` at the end.
     pub fn next_record(&mut self) -> io::Result<Option<&[u8]>> {
         self.buf.clear();

@@ -77,21 +77,28 @@ pub struct Record<'a> {
 }
 
 /// Streams a list, parsing every line and checking the order.
+///
+/// Used either as an iterator-like reader ([`ListReader::next_record`]) or
+/// as a cursor ([`ListReader::advance`] then [`ListReader::current`]),
+/// which is what a merge of two lists wants.
 pub struct ListReader<R> {
     records: RecordReader<R>,
     source: String,
     prev: Vec<u8>,
     started: bool,
+    /// The current record's name length and fields, once advanced.
+    current: Option<(usize, Fields)>,
 }
 
 impl<R: BufRead> ListReader<R> {
-    /// `source` names the input in messages (a path, or `-` for stdin).
+    /// `source` names the input in messages (a path, or `stdin`).
     pub fn new(inner: R, term: Terminator, source: impl Into<String>) -> Self {
         ListReader {
             records: RecordReader::new(inner, term),
             source: source.into(),
             prev: Vec::new(),
             started: false,
+            current: None,
         }
     }
 
@@ -99,17 +106,18 @@ impl<R: BufRead> ListReader<R> {
         &self.source
     }
 
-    /// The 1-based line number of the record last returned.
+    /// The 1-based line number of the current record.
     pub fn line(&self) -> u64 {
         self.records.line()
     }
 
-    /// The next record, or `None` at the end of the list.
-    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ListError> {
+    /// Moves to the next record; `false` at the end of the list.
+    pub fn advance(&mut self) -> Result<bool, ListError> {
+        self.current = None;
         let lineno = self.records.line() + 1;
         let line = match self.records.next_record() {
             Ok(Some(l)) => l,
-            Ok(None) => return Ok(None),
+            Ok(None) => return Ok(false),
             Err(err) => {
                 return Err(ListError::Io {
                     source: self.source.clone(),
@@ -133,7 +141,25 @@ impl<R: BufRead> ListReader<R> {
         self.started = true;
         self.prev.clear();
         self.prev.extend_from_slice(name);
-        Ok(Some(Record { line, name, fields }))
+        self.current = Some((name.len(), fields));
+        Ok(true)
+    }
+
+    /// The record [`Self::advance`] moved to, or `None` at the end.
+    pub fn current(&self) -> Option<Record<'_>> {
+        let (name_len, fields) = self.current?;
+        let line = self.records.current();
+        Some(Record {
+            line,
+            name: &line[..name_len],
+            fields,
+        })
+    }
+
+    /// The next record, or `None` at the end of the list.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ListError> {
+        self.advance()?;
+        Ok(self.current())
     }
 }
 
