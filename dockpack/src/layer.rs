@@ -1,0 +1,425 @@
+//! `dockpack layer`: one layer tar from a list on stdin.
+//!
+//! The list (lines as `fileids`/`layerdiff` print them, or plain names as
+//! `find` prints them) decides what goes in and in which order; for list
+//! lines it also decides mode, owner and (for devices) the device number,
+//! because a tree built without root has none of those on disk
+//! (DESIGN.md, "Ownership without root"). File content comes from `-C DIR`
+//! and is checked against the list's SHA-256 as it streams: a file that
+//! changed after it was listed is an error, never a silently different
+//! layer.
+//!
+//! An error after the first byte leaves a partial archive on stdout; the
+//! end-of-archive blocks are then never written, a block that no tar
+//! reader accepts is written instead ([`tarfmt::poison_block`]), and the
+//! last chunk of a file whose digest does not match is held back, so no
+//! loader can take the output for a complete layer.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, BufRead, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use filelist::archive::member_name;
+use filelist::entry::{quote, Digest, FileType, Input};
+use filelist::owner::{major, minor, Ownership, Stat};
+use filelist::{RecordReader, Terminator};
+use sha2::{Digest as _, Sha256};
+
+use crate::tarfmt::{self, Kind, Member};
+
+/// What `dockpack layer` was asked to do.
+#[derive(Debug, Default)]
+pub struct LayerOptions {
+    /// The directory that list names are relative to.
+    pub dir: PathBuf,
+    /// NUL-terminated input records.
+    pub nul: bool,
+    /// `--owner` / `--fakeroot`. `--fakeroot` applies to plain names only
+    /// (a list line already carries what fakeroot recorded); `--owner`
+    /// overrides the owner of every entry.
+    pub ownership: Ownership,
+    /// Use each file's mtime instead of `epoch`.
+    pub keep_mtime: bool,
+    /// `SOURCE_DATE_EPOCH`, or 0.
+    pub epoch: u64,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// A writer that remembers whether anything reached it.
+struct Counting<'a, W: Write + ?Sized> {
+    inner: &'a mut W,
+    written: u64,
+}
+
+impl<W: Write + ?Sized> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads records from `input` and writes the layer to `out`. On error the
+/// output, if any was written, ends in a poison block.
+pub fn write_layer<R: BufRead, W: Write + ?Sized>(
+    opts: &LayerOptions,
+    input: R,
+    out: &mut W,
+) -> Result<()> {
+    let mut counting = Counting {
+        inner: out,
+        written: 0,
+    };
+    let result = Packer::new(opts).pack(input, &mut counting);
+    match result {
+        Ok(()) => {
+            tarfmt::write_end(&mut counting).context("writing stdout")?;
+            counting.flush().context("writing stdout")?;
+            Ok(())
+        }
+        Err(e) => {
+            if counting.written > 0 && !filtertool::is_broken_pipe(&e) {
+                let _ = counting.write_all(&tarfmt::poison_block());
+                let _ = counting.flush();
+            }
+            Err(e)
+        }
+    }
+}
+
+struct Packer<'a> {
+    opts: &'a LayerOptions,
+    /// (dev, ino) of multiply-linked files already written → member name.
+    links: HashMap<(u64, u64), Vec<u8>>,
+    /// Member names of the symlinks written so far.
+    symlinks: HashSet<Vec<u8>>,
+    buf: Vec<u8>,
+    pending: Vec<u8>,
+}
+
+/// What the entry is to be written as.
+struct Attrs {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    rdev: (u32, u32),
+    /// The SHA-256 the content must have (list lines only).
+    digest: Option<[u8; 32]>,
+}
+
+impl<'a> Packer<'a> {
+    fn new(opts: &'a LayerOptions) -> Packer<'a> {
+        Packer {
+            opts,
+            links: HashMap::new(),
+            symlinks: HashSet::new(),
+            buf: vec![0; CHUNK],
+            pending: vec![0; CHUNK],
+        }
+    }
+
+    fn pack<R: BufRead, W: Write + ?Sized>(&mut self, input: R, out: &mut W) -> Result<()> {
+        let mut records = RecordReader::new(input, Terminator::nul_if(self.opts.nul));
+        loop {
+            let record = match records.next_record().context("reading stdin")? {
+                Some(r) => r.to_vec(),
+                None => return Ok(()),
+            };
+            let line = records.line();
+            if record.is_empty() {
+                continue;
+            }
+            let input = Input::parse(&record);
+            self.entry(&input, out)
+                .with_context(|| format!("stdin line {line}: {}", quote(input.name())))?;
+        }
+    }
+
+    fn entry<W: Write + ?Sized>(&mut self, input: &Input, out: &mut W) -> Result<()> {
+        let name = input.name();
+        let member = member_name(name).map_err(|why| anyhow!("{why}"))?;
+        if member.is_empty() {
+            // The root directory is not written: `docker save` and
+            // BuildKit layers have no entry for it, and an entry `./`
+            // would have engines chmod/chown the container's root.
+            return Ok(());
+        }
+        self.check_parents(&member)?;
+
+        if let Input::Entry(e) = input {
+            if e.fields.digest == Digest::Whiteout {
+                return self.whiteout(&member, e.fields.mode, out);
+            }
+        }
+
+        let path = self.opts.dir.join(OsStr::from_bytes(name));
+        let meta = fs::symlink_metadata(&path)
+            .with_context(|| format!("cannot stat {}", path.display()))?;
+        let disk = Stat::from_metadata(&meta);
+        let attrs = match input {
+            Input::Entry(e) => {
+                let f = &e.fields;
+                let (uid, gid) = self.opts.ownership.owner.unwrap_or((f.uid, f.gid));
+                Attrs {
+                    mode: f.mode,
+                    uid,
+                    gid,
+                    rdev: match f.digest {
+                        Digest::Device { major, minor } => (major, minor),
+                        _ => (0, 0),
+                    },
+                    digest: match f.digest {
+                        Digest::Sha256(d) => Some(d),
+                        _ => None,
+                    },
+                }
+            }
+            Input::Name(_) => {
+                let st = self.opts.ownership.apply(&disk);
+                Attrs {
+                    mode: st.mode,
+                    uid: st.uid,
+                    gid: st.gid,
+                    rdev: (major(st.rdev), minor(st.rdev)),
+                    digest: None,
+                }
+            }
+        };
+        let mtime = if self.opts.keep_mtime {
+            u64::try_from(meta.mtime()).unwrap_or(0)
+        } else {
+            self.opts.epoch
+        };
+        let kind = FileType::from_mode(attrs.mode)
+            .ok_or_else(|| anyhow!("unknown file type in mode {:o}", attrs.mode))?;
+        let on_disk = FileType::from_mode(disk.mode);
+        // Regular files, symlinks and directories must be what the list
+        // says; a device or FIFO made under fakeroot is an empty regular
+        // file on disk, so for those the list alone decides.
+        if matches!(
+            kind,
+            FileType::Regular | FileType::Symlink | FileType::Directory
+        ) && on_disk != Some(kind)
+        {
+            bail!(
+                "{} is a {} on disk but the list says {}",
+                path.display(),
+                type_name(disk.mode),
+                type_name(attrs.mode)
+            );
+        }
+        let mut m = Member {
+            name: &member,
+            kind: Kind::Regular,
+            mode: attrs.mode & 0o7777,
+            uid: attrs.uid,
+            gid: attrs.gid,
+            size: 0,
+            mtime,
+            link: b"",
+            major: 0,
+            minor: 0,
+        };
+        match kind {
+            FileType::Regular => {
+                if meta.nlink() > 1 {
+                    let key = (disk.dev, disk.ino);
+                    if let Some(first) = self.links.get(&key).cloned() {
+                        m.kind = Kind::HardLink;
+                        m.link = &first;
+                        return tarfmt::write_header(out, &m).context("writing stdout");
+                    }
+                    self.links.insert(key, member.clone());
+                }
+                self.regular(&path, &meta, m, attrs.digest, out)
+            }
+            FileType::Symlink => {
+                let target = fs::read_link(&path)
+                    .with_context(|| format!("cannot read symlink {}", path.display()))?;
+                let target = target.as_os_str().as_bytes();
+                if let Some(want) = attrs.digest {
+                    let got: [u8; 32] = Sha256::digest(target).into();
+                    if got != want {
+                        bail!(
+                            "symlink {} now points to {}, not what was listed (its SHA-256 differs)",
+                            path.display(),
+                            quote(target)
+                        );
+                    }
+                }
+                m.kind = Kind::Symlink;
+                m.link = target;
+                tarfmt::write_header(out, &m).context("writing stdout")?;
+                self.symlinks.insert(member.clone());
+                Ok(())
+            }
+            FileType::Directory => {
+                // Directory members end in `/`, as `docker save` and GNU
+                // tar write them.
+                let mut dir = member.clone();
+                dir.push(b'/');
+                m.name = &dir;
+                m.kind = Kind::Directory;
+                tarfmt::write_header(out, &m).context("writing stdout")
+            }
+            FileType::CharDevice | FileType::BlockDevice => {
+                m.kind = if kind == FileType::CharDevice {
+                    Kind::CharDevice
+                } else {
+                    Kind::BlockDevice
+                };
+                (m.major, m.minor) = attrs.rdev;
+                tarfmt::write_header(out, &m).context("writing stdout")
+            }
+            FileType::Fifo => {
+                m.kind = Kind::Fifo;
+                tarfmt::write_header(out, &m).context("writing stdout")
+            }
+            FileType::Socket => {
+                // tar has no socket type; GNU tar skips them too ("socket
+                // ignored"). A socket belongs to a running program.
+                filtertool::warn(crate::TOOL, format_args!("{}: socket ignored", quote(name)));
+                Ok(())
+            }
+        }
+    }
+
+    /// Refuses an entry below a symlink written earlier in this layer: an
+    /// engine unpacking `a -> /etc` and then `a/passwd` may write through
+    /// the link (the classic symlink-then-file tar attack).
+    fn check_parents(&self, member: &[u8]) -> Result<()> {
+        if self.symlinks.is_empty() {
+            return Ok(());
+        }
+        for (i, &b) in member.iter().enumerate() {
+            if b == b'/' && self.symlinks.contains(&member[..i]) {
+                bail!(
+                    "refused: its parent {} is a symlink earlier in this layer, \
+                     so unpacking it could write through the link",
+                    quote(&member[..i])
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A whiteout line (`DIR/.wh.NAME 0100000-0-0-whiteout`): an empty
+    /// regular file, how the OCI image spec (layer.md, "Whiteouts") and
+    /// Docker mark a deletion. Its mode is the list's (no permission
+    /// bits): engines never create the file, they delete what it names,
+    /// so its mode does not matter to them.
+    fn whiteout<W: Write + ?Sized>(&mut self, member: &[u8], mode: u32, out: &mut W) -> Result<()> {
+        let base = match member.iter().rposition(|&b| b == b'/') {
+            Some(i) => &member[i + 1..],
+            None => member,
+        };
+        if !base.starts_with(b".wh.") || base.len() == 4 {
+            bail!("a whiteout line must name DIR/.wh.NAME");
+        }
+        let m = Member {
+            name: member,
+            kind: Kind::Regular,
+            mode: mode & 0o7777,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: self.opts.epoch,
+            link: b"",
+            major: 0,
+            minor: 0,
+        };
+        tarfmt::write_header(out, &m).context("writing stdout")
+    }
+
+    /// Streams a regular file's content, checking its size and (for a
+    /// list line) its SHA-256. The last chunk is written only after the
+    /// digest matched.
+    fn regular<W: Write + ?Sized>(
+        &mut self,
+        path: &Path,
+        meta: &fs::Metadata,
+        mut m: Member<'_>,
+        want: Option<[u8; 32]>,
+        out: &mut W,
+    ) -> Result<()> {
+        let mut file = File::options()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let now = file
+            .metadata()
+            .with_context(|| format!("cannot stat {}", path.display()))?;
+        if now.ino() != meta.ino() || now.dev() != meta.dev() {
+            bail!("{} was replaced while being read", path.display());
+        }
+        let size = now.len();
+        m.size = size;
+        tarfmt::write_header(out, &m).context("writing stdout")?;
+        let mut hasher = want.map(|_| Sha256::new());
+        let mut total: u64 = 0;
+        let mut held = 0usize;
+        loop {
+            let n = match file.read(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            };
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > size {
+                bail!("{} grew while being read", path.display());
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.update(&self.buf[..n]);
+            }
+            out.write_all(&self.pending[..held])
+                .context("writing stdout")?;
+            std::mem::swap(&mut self.buf, &mut self.pending);
+            held = n;
+        }
+        if total != size {
+            bail!("{} shrank while being read", path.display());
+        }
+        if let (Some(h), Some(want)) = (hasher, want) {
+            let got: [u8; 32] = h.finalize().into();
+            if got != want {
+                bail!(
+                    "{} changed since it was listed: its SHA-256 is {}, the list says {}",
+                    path.display(),
+                    filelist::hex::encode(&got),
+                    filelist::hex::encode(&want)
+                );
+            }
+        }
+        out.write_all(&self.pending[..held])
+            .context("writing stdout")?;
+        out.write_all(&[0u8; tarfmt::BLOCK][..tarfmt::padding(size)])
+            .context("writing stdout")?;
+        Ok(())
+    }
+}
+
+fn type_name(mode: u32) -> &'static str {
+    match FileType::from_mode(mode) {
+        Some(FileType::Regular) => "regular file",
+        Some(FileType::Directory) => "directory",
+        Some(FileType::Symlink) => "symlink",
+        Some(FileType::CharDevice) => "character device",
+        Some(FileType::BlockDevice) => "block device",
+        Some(FileType::Fifo) => "FIFO",
+        Some(FileType::Socket) => "socket",
+        None => "file of unknown type",
+    }
+}

@@ -1,0 +1,15 @@
+//! `dockpack`: the container packers of the pipeline in DESIGN.md.
+//!
+//! `dockpack layer` turns a file list into one layer tar ([`layer`]);
+//! `dockpack image` turns layer tars into an image that Docker, Podman,
+//! skopeo and umoci load ([`image`]). Both write tar by hand ([`tarfmt`])
+//! so that the same inputs give the same bytes.
+
+pub mod arch;
+pub mod image;
+pub mod layer;
+pub mod reference;
+pub mod tarfmt;
+
+/// The name in messages.
+pub const TOOL: &str = "dockpack";
