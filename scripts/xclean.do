@@ -1,0 +1,4 @@
+# Removes everything the build made, the Debian trees included.
+exec >&2
+redo clean
+rm -rf debdownload debootstrap debootstrap.fakeroot debdownload.fs debootstrap.fs
