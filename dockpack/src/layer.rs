@@ -79,7 +79,8 @@ pub fn write_layer<R: BufRead, W: Write + ?Sized>(
         inner: out,
         written: 0,
     };
-    let result = Packer::new(opts).pack(input, &mut counting);
+    let mut packer = Packer::new(opts);
+    let result = packer.pack(input, &mut counting);
     match result {
         Ok(()) => {
             tarfmt::write_end(&mut counting).context("writing stdout")?;
@@ -88,6 +89,18 @@ pub fn write_layer<R: BufRead, W: Write + ?Sized>(
         }
         Err(e) => {
             if counting.written > 0 && !filtertool::is_broken_pipe(&e) {
+                // Finish the member being written (with zeros) so that
+                // the poison block lands where a header is expected:
+                // read as file data it would poison nothing.
+                let zeros = [0u8; tarfmt::BLOCK];
+                let mut owed = packer.owed + packer.owed_pad;
+                while owed > 0 {
+                    let n = owed.min(tarfmt::BLOCK as u64) as usize;
+                    if counting.write_all(&zeros[..n]).is_err() {
+                        break;
+                    }
+                    owed -= n as u64;
+                }
                 let _ = counting.write_all(&tarfmt::poison_block());
                 let _ = counting.flush();
             }
@@ -104,6 +117,10 @@ struct Packer<'a> {
     symlinks: HashSet<Vec<u8>>,
     buf: Vec<u8>,
     pending: Vec<u8>,
+    /// Data bytes the member being written still owes its header.
+    owed: u64,
+    /// The padding after it.
+    owed_pad: u64,
 }
 
 /// What the entry is to be written as.
@@ -124,6 +141,8 @@ impl<'a> Packer<'a> {
             symlinks: HashSet::new(),
             buf: vec![0; CHUNK],
             pending: vec![0; CHUNK],
+            owed: 0,
+            owed_pad: 0,
         }
     }
 
@@ -365,6 +384,8 @@ impl<'a> Packer<'a> {
         let size = now.len();
         m.size = size;
         tarfmt::write_header(out, &m).context("writing stdout")?;
+        self.owed = size;
+        self.owed_pad = tarfmt::padding(size) as u64;
         let mut hasher = want.map(|_| Sha256::new());
         let mut total: u64 = 0;
         let mut held = 0usize;
@@ -386,6 +407,7 @@ impl<'a> Packer<'a> {
             }
             out.write_all(&self.pending[..held])
                 .context("writing stdout")?;
+            self.owed -= held as u64;
             std::mem::swap(&mut self.buf, &mut self.pending);
             held = n;
         }
@@ -405,6 +427,8 @@ impl<'a> Packer<'a> {
         }
         out.write_all(&self.pending[..held])
             .context("writing stdout")?;
+        self.owed = 0;
+        self.owed_pad = 0;
         out.write_all(&[0u8; tarfmt::BLOCK][..tarfmt::padding(size)])
             .context("writing stdout")?;
         Ok(())

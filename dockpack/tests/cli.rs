@@ -1,0 +1,241 @@
+//! `dockpack` against GNU tar and against bad input.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::process::Command;
+
+use common::{dockpack, hello_tree, layer, list};
+
+fn gnu_tar_list(tar: &std::path::Path) -> String {
+    let o = Command::new("tar").arg("-tvf").arg(tar).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn layer_round_trips_through_gnu_tar() {
+    let t = tempfile::tempdir().unwrap();
+    let root = hello_tree(t.path(), "hi");
+    let long = "d".repeat(60) + "/" + &"e".repeat(70);
+    fs::create_dir_all(root.join(&long)).unwrap();
+    fs::write(root.join(&long).join("f"), b"long").unwrap();
+    fs::write(root.join("caf\u{e9}"), b"utf8").unwrap();
+    fs::hard_link(root.join("bin/hello"), root.join("bin/hello2")).unwrap();
+    Command::new("mkfifo")
+        .arg(root.join("fifo"))
+        .status()
+        .unwrap();
+    let l = t.path().join("l.tar");
+    layer(&root, &list(&root), &l);
+    let listing = gnu_tar_list(&l);
+    assert!(listing.contains(&format!("{long}/f")), "{listing}");
+    assert!(
+        listing.contains("bin/hello2 link to bin/hello"),
+        "{listing}"
+    );
+    assert!(listing.contains("init -> bin/hello"), "{listing}");
+    assert!(listing.starts_with("drwxr-xr-x 0/0"), "{listing}");
+    assert!(!listing.contains(" ./\n"), "root entry written: {listing}");
+    // Unpack with GNU tar and compare the content.
+    let x = t.path().join("x");
+    fs::create_dir(&x).unwrap();
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(&l)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(fs::read(x.join(&long).join("f")).unwrap(), b"long");
+    assert_eq!(fs::read(x.join("caf\u{e9}")).unwrap(), b"utf8");
+    assert_eq!(
+        fs::read(x.join("bin/hello")).unwrap(),
+        fs::read(root.join("bin/hello")).unwrap()
+    );
+}
+
+#[test]
+fn same_inputs_same_bytes_and_epoch() {
+    let t = tempfile::tempdir().unwrap();
+    let root = hello_tree(t.path(), "hi");
+    let input = list(&root);
+    let run = |epoch: &str| {
+        dockpack()
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .args(["layer", "-C"])
+            .arg(&root)
+            .write_stdin(input.clone())
+            .output()
+            .unwrap()
+            .stdout
+    };
+    let a = run("1700000000");
+    assert_eq!(a, run("1700000000"));
+    assert_ne!(a, run("0"));
+    let p = t.path().join("a.tar");
+    fs::write(&p, &a).unwrap();
+    assert!(gnu_tar_list(&p).contains("2023-11-14"));
+    // Plain names give the same layer as list lines when owners agree.
+    let names: String = input
+        .lines()
+        .map(|l| l.rsplit_once(' ').unwrap().0.to_string() + "\n")
+        .collect();
+    let b = dockpack()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["layer", "-C"])
+        .arg(&root)
+        .write_stdin(names)
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(a, b);
+}
+
+#[test]
+fn whiteout_lines_become_empty_wh_files() {
+    let t = tempfile::tempdir().unwrap();
+    let l = t.path().join("w.tar");
+    layer(t.path(), "./etc/.wh.passwd 0100000-0-0-whiteout\n", &l);
+    let listing = gnu_tar_list(&l);
+    assert!(
+        listing.starts_with("---------- 0/0               0 1970-01-01 00:00 etc/.wh.passwd"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn changed_file_is_an_error_and_no_complete_tar() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("r");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("a"), vec![b'a'; 1000]).unwrap();
+    fs::write(root.join("b"), b"before").unwrap();
+    let input = list(&root);
+    fs::write(root.join("b"), b"after!").unwrap();
+    let o = dockpack()
+        .arg("layer")
+        .arg("-C")
+        .arg(&root)
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("dockpack: stdin line 3: \"./b\": "),
+        "{err}"
+    );
+    assert!(err.contains("changed since it was listed"), "{err}");
+    let p = t.path().join("partial.tar");
+    fs::write(&p, &o.stdout).unwrap();
+    let st = Command::new("tar").arg("-tf").arg(&p).output().unwrap();
+    assert!(!st.status.success(), "GNU tar accepted the partial layer");
+}
+
+#[test]
+fn bad_entries_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    fs::create_dir(root.join("d")).unwrap();
+    symlink("/etc", root.join("d/a")).unwrap();
+    for (input, want) in [
+        ("/etc/passwd\n", "absolute"),
+        ("./x/../../y\n", "'..'"),
+        ("./missing\n", "cannot stat"),
+        (
+            "./d/a\n./d/a/passwd\n",
+            "is a symlink earlier in this layer",
+        ),
+    ] {
+        let o = dockpack()
+            .arg("layer")
+            .arg("-C")
+            .arg(root)
+            .write_stdin(input)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{input}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{input}: {err}"
+        );
+    }
+}
+
+#[test]
+fn image_refuses_bad_input_before_any_output() {
+    let t = tempfile::tempdir().unwrap();
+    let root = hello_tree(t.path(), "hi");
+    let good = t.path().join("good.tar");
+    layer(&root, &list(&root), &good);
+    let bytes = fs::read(&good).unwrap();
+    let cut = t.path().join("cut.tar");
+    fs::write(&cut, &bytes[..bytes.len() - 1024]).unwrap();
+    let junk = t.path().join("junk.tar");
+    fs::write(&junk, vec![b'x'; 2048]).unwrap();
+    let g = good.to_str().unwrap();
+    for (args, want) in [
+        (vec![], "no layers"),
+        (vec![g, cut.to_str().unwrap()], "cut.tar"),
+        (vec![junk.to_str().unwrap()], "junk.tar"),
+        (vec!["--tag", "Hello:1", g], "invalid tag"),
+        (vec!["--tag", "a:b:c", g], "invalid tag"),
+        (vec!["/nonexistent.tar"], "nonexistent"),
+    ] {
+        let o = dockpack().arg("image").args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn image_is_byte_identical_on_rebuild_and_detects_arch() {
+    let t = tempfile::tempdir().unwrap();
+    let root = hello_tree(t.path(), "hi");
+    // An arm64 ELF header behind a symlink chain decides the arch.
+    fs::create_dir(root.join("arm")).unwrap();
+    let mut h = vec![0u8; 64];
+    h[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+    h[18] = 183; // EM_AARCH64
+    fs::write(root.join("arm/prog"), &h).unwrap();
+    symlink("../arm/prog", root.join("bin/armprog")).unwrap();
+    let l = t.path().join("l.tar");
+    layer(&root, &list(&root), &l);
+    let build = |extra: &[&str]| {
+        let o = dockpack()
+            .arg("image")
+            .args(extra)
+            .arg(&l)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let a = build(&["--tag", "x:1"]);
+    assert_eq!(a, build(&["--tag", "x:1"]));
+    let img = t.path().join("img.tar");
+    fs::write(&img, &a).unwrap();
+    let config = |img: &std::path::Path| {
+        let o = Command::new("skopeo")
+            .arg("inspect")
+            .arg("--config")
+            .arg(format!("docker-archive:{}", img.display()))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert!(config(&img).contains("\"architecture\": \"amd64\""));
+    fs::write(&img, build(&["--cmd", "/bin/armprog"])).unwrap();
+    let c = config(&img);
+    assert!(c.contains("\"architecture\": \"arm64\""), "{c}");
+}
