@@ -174,7 +174,11 @@ impl<'a, W: Write> Packer<'a, W> {
         let mut rest: Vec<Group> = self.groups.drain().map(|(_, g)| g).collect();
         rest.sort_by_key(|g| g.first);
         for group in rest {
-            let label = group.links.last().map(|l| l.label.clone()).unwrap_or_default();
+            let label = group
+                .links
+                .last()
+                .map(|l| l.label.clone())
+                .unwrap_or_default();
             self.write_group(group).with_context(|| quote(&label))?;
         }
         self.out.finish().context("writing the archive")
@@ -287,7 +291,8 @@ impl<'a, W: Write> Packer<'a, W> {
                     return self.add_link(header, path, label, expect, &meta);
                 }
                 header.ino = self.alloc_ino()?;
-                let expects: Vec<[u8; 32]> = expect.into_iter().collect();
+                let expects: Vec<(&[u8], [u8; 32])> =
+                    expect.map(|d| (label, d)).into_iter().collect();
                 self.write_file(&header, path, (meta.dev(), meta.ino()), &expects, follow)
             }
             FileType::Symlink => {
@@ -296,7 +301,7 @@ impl<'a, W: Write> Packer<'a, W> {
                 let target = target.as_os_str().as_bytes();
                 if let Some(want) = expect {
                     let got: [u8; 32] = Sha256::digest(target).into();
-                    check_digest(&want, &got, "link target")?;
+                    check_digest(&want, &got, "link target", None)?;
                 }
                 header.ino = self.alloc_ino()?;
                 header.filesize = file_size(target.len() as u64)?;
@@ -382,7 +387,11 @@ impl<'a, W: Write> Packer<'a, W> {
         }
         let mut h = last.header.clone();
         h.nlink = count;
-        let expects: Vec<[u8; 32]> = group.links.iter().filter_map(|l| l.expect).collect();
+        let expects: Vec<(&[u8], [u8; 32])> = group
+            .links
+            .iter()
+            .filter_map(|l| l.expect.map(|d| (&l.label[..], d)))
+            .collect();
         self.write_file(&h, &last.path, (group.dev, group.disk_ino), &expects, false)
     }
 
@@ -394,7 +403,7 @@ impl<'a, W: Write> Packer<'a, W> {
         header: &Header,
         path: &Path,
         (dev, ino): (u64, u64),
-        expects: &[[u8; 32]],
+        expects: &[(&[u8], [u8; 32])],
         follow: bool,
     ) -> Result<()> {
         // O_NONBLOCK: if the name was swapped for a FIFO since lstat, open
@@ -418,8 +427,9 @@ impl<'a, W: Write> Packer<'a, W> {
         self.out.append(header, &mut reader)?;
         if let Some(hasher) = reader.hasher {
             let got: [u8; 32] = hasher.finalize().into();
-            for want in expects {
-                check_digest(want, &got, "content")?;
+            for (label, want) in expects {
+                let link = (expects.len() > 1).then_some(*label);
+                check_digest(want, &got, "content", link)?;
             }
         }
         Ok(())
@@ -442,10 +452,15 @@ impl<R: Read> Read for HashReader<R> {
     }
 }
 
-fn check_digest(want: &[u8; 32], got: &[u8; 32], what: &str) -> Result<()> {
+/// `link` names the hard link whose list line disagrees, when the data
+/// was checked against the lines of several links.
+fn check_digest(want: &[u8; 32], got: &[u8; 32], what: &str, link: Option<&[u8]>) -> Result<()> {
     if want != got {
+        let whose = link
+            .map(|l| format!(" for {}", quote(l)))
+            .unwrap_or_default();
         bail!(
-            "{what} changed since it was listed (SHA-256 {} in the list, {} now)",
+            "{what} changed since it was listed (SHA-256 {}{whose} in the list, {} now)",
             filelist::hex::encode(want),
             filelist::hex::encode(got)
         );
@@ -543,8 +558,11 @@ mod tests {
         fs::write(d.join("a"), b"data").unwrap_or_else(|e| panic!("{e}"));
         fs::hard_link(d.join("a"), d.join("b")).unwrap_or_else(|e| panic!("{e}"));
         fs::write(d.join("c"), b"x").unwrap_or_else(|e| panic!("{e}"));
-        let out = archive(&[(b".", None), (b"./a", None), (b"./b", None), (b"./c", None)], d)
-            .unwrap_or_else(|e| panic!("{e:#}"));
+        let out = archive(
+            &[(b".", None), (b"./a", None), (b"./b", None), (b"./c", None)],
+            d,
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
         let m = members(&out);
         let names: Vec<&[u8]> = m.iter().map(|x| &x.0[..]).collect();
         assert_eq!(names, vec![&b"."[..], b"a", b"b", b"c"]);
@@ -556,7 +574,10 @@ mod tests {
         let out = archive(&[(b"./a", None), (b"./c", None)], d).unwrap_or_else(|e| panic!("{e:#}"));
         let m = members(&out);
         assert_eq!(m[0].0, b"c");
-        assert_eq!((m[1].0.clone(), m[1].1, m[1].2, m[1].3), (b"a".to_vec(), 1, 1, 4));
+        assert_eq!(
+            (m[1].0.clone(), m[1].1, m[1].2, m[1].3),
+            (b"a".to_vec(), 1, 1, 4)
+        );
     }
 
     #[test]
