@@ -8,6 +8,8 @@
 use std::fmt;
 use std::io::{self, Write};
 
+use bstr::ByteSlice;
+
 use crate::hex;
 use crate::records::Terminator;
 
@@ -209,8 +211,7 @@ pub fn quote(bytes: &[u8]) -> String {
 /// Splits a record at its last space into the name and the parsed fields.
 pub fn split_line(line: &[u8]) -> Result<(&[u8], Fields), ParseError> {
     let space = line
-        .iter()
-        .rposition(|&b| b == b' ')
+        .rfind_byte(b' ')
         .ok_or_else(|| ParseError::new("no space before the fields in", line))?;
     let name = &line[..space];
     if name.is_empty() {
@@ -222,12 +223,21 @@ pub fn split_line(line: &[u8]) -> Result<(&[u8], Fields), ParseError> {
 
 /// Parses `MODE-UID-GID-DIGEST` and checks that the digest fits the type.
 pub fn parse_fields(text: &[u8]) -> Result<Fields, ParseError> {
-    let mut parts = text.splitn(4, |&b| b == b'-');
-    let (Some(mode), Some(uid), Some(gid), Some(digest)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ParseError::new("fields are not MODE-UID-GID-DIGEST:", text));
-    };
+    // MODE is exactly 7 digits; UID and GID end at the next hyphens; the
+    // digest has none.
+    let malformed = || ParseError::new("fields are not MODE-UID-GID-DIGEST:", text);
+    // Plain loops: the fields are a few bytes long, too short for memchr's
+    // set-up to pay off.
+    let hyphen = |t: &[u8]| t.iter().position(|&b| b == b'-');
+    let mode_end = hyphen(text).ok_or_else(malformed)?;
+    let mode = &text[..mode_end];
+    let rest = &text[mode_end + 1..];
+    let uid_end = hyphen(rest).ok_or_else(malformed)?;
+    let uid = &rest[..uid_end];
+    let rest = &rest[uid_end + 1..];
+    let gid_end = hyphen(rest).ok_or_else(malformed)?;
+    let gid = &rest[..gid_end];
+    let digest = &rest[gid_end + 1..];
     if mode.len() != 7 || !mode.iter().all(|b| (b'0'..=b'7').contains(b)) {
         return Err(ParseError::new("mode is not 7 octal digits:", mode));
     }

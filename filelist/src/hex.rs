@@ -30,23 +30,31 @@ pub fn encode(bytes: &[u8]) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-fn value(d: u8) -> Option<u8> {
-    match d {
-        b'0'..=b'9' => Some(d - b'0'),
-        b'a'..=b'f' => Some(d - b'a' + 10),
-        _ => None,
-    }
-}
-
 /// Parses exactly 64 lowercase hex digits. Uppercase is refused: the list
 /// format is compared as bytes, so `AB` and `ab` would be different lines.
 pub fn decode32(text: &[u8]) -> Option<[u8; 32]> {
-    if text.len() != 64 {
+    let text: &[u8; 64] = text.try_into().ok()?;
+    // Branch-free over a fixed-size array so that the compiler vectorises
+    // it: every list line has one digest, and this was the hottest loop of
+    // `layerdiff` when written digit by digit.
+    let mut ok = true;
+    let mut nibbles = [0u8; 64];
+    for (n, &b) in nibbles.iter_mut().zip(text) {
+        let digit = b.wrapping_sub(b'0');
+        let letter = b.wrapping_sub(b'a');
+        ok &= (digit < 10) | (letter < 6);
+        *n = if digit < 10 {
+            digit
+        } else {
+            letter.wrapping_add(10)
+        };
+    }
+    if !ok {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, pair) in text.chunks_exact(2).enumerate() {
-        out[i] = value(pair[0])? << 4 | value(pair[1])?;
+    for (o, pair) in out.iter_mut().zip(nibbles.chunks_exact(2)) {
+        *o = pair[0] << 4 | pair[1];
     }
     Some(out)
 }

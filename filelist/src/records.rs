@@ -81,7 +81,17 @@ impl<R: BufRead> RecordReader<R> {
 
     /// The next record without its terminator, or `None` at the end.
     pub fn next_record(&mut self) -> io::Result<Option<&[u8]>> {
-        self.buf.clear();
+        let mut buf = std::mem::take(&mut self.buf);
+        let more = self.read_into(&mut buf);
+        self.buf = buf;
+        Ok(if more? { Some(&self.buf) } else { None })
+    }
+
+    /// Reads the next record into `buf` (cleared first); `false` at the
+    /// end. Lets a caller keep the previous record in another buffer
+    /// without copying it.
+    pub fn read_into(&mut self, buf: &mut Vec<u8>) -> io::Result<bool> {
+        buf.clear();
         loop {
             let avail = match self.inner.fill_buf() {
                 Ok(a) => a,
@@ -89,8 +99,8 @@ impl<R: BufRead> RecordReader<R> {
                 Err(e) => return Err(e),
             };
             if avail.is_empty() {
-                if self.buf.is_empty() {
-                    return Ok(None);
+                if buf.is_empty() {
+                    return Ok(false);
                 }
                 break;
             }
@@ -98,7 +108,7 @@ impl<R: BufRead> RecordReader<R> {
                 Some(i) => (i, true),
                 None => (avail.len(), false),
             };
-            if self.buf.len() + take > MAX_RECORD {
+            if buf.len() + take > MAX_RECORD {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -108,14 +118,14 @@ impl<R: BufRead> RecordReader<R> {
                     ),
                 ));
             }
-            self.buf.extend_from_slice(&avail[..take]);
+            buf.extend_from_slice(&avail[..take]);
             self.inner.consume(if done { take + 1 } else { take });
             if done {
                 break;
             }
         }
         self.line += 1;
-        Ok(Some(&self.buf))
+        Ok(true)
     }
 }
 

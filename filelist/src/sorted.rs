@@ -84,8 +84,12 @@ pub struct Record<'a> {
 pub struct ListReader<R> {
     records: RecordReader<R>,
     source: String,
+    /// The current and the previous line: swapped, never copied, so the
+    /// order check costs one comparison per line.
+    line: Vec<u8>,
     prev: Vec<u8>,
-    started: bool,
+    /// The previous record's name length, once there is one.
+    prev_name: Option<usize>,
     /// The current record's name length and fields, once advanced.
     current: Option<(usize, Fields)>,
 }
@@ -96,8 +100,9 @@ impl<R: BufRead> ListReader<R> {
         ListReader {
             records: RecordReader::new(inner, term),
             source: source.into(),
+            line: Vec::new(),
             prev: Vec::new(),
-            started: false,
+            prev_name: None,
             current: None,
         }
     }
@@ -113,34 +118,36 @@ impl<R: BufRead> ListReader<R> {
 
     /// Moves to the next record; `false` at the end of the list.
     pub fn advance(&mut self) -> Result<bool, ListError> {
-        self.current = None;
+        if let Some((name_len, _)) = self.current.take() {
+            std::mem::swap(&mut self.line, &mut self.prev);
+            self.prev_name = Some(name_len);
+        }
         let lineno = self.records.line() + 1;
-        let line = match self.records.next_record() {
-            Ok(Some(l)) => l,
-            Ok(None) => return Ok(false),
+        match self.records.read_into(&mut self.line) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
             Err(err) => {
                 return Err(ListError::Io {
                     source: self.source.clone(),
                     err,
                 })
             }
-        };
-        let (name, fields) = split_line(line).map_err(|err| ListError::Parse {
+        }
+        let (name, fields) = split_line(&self.line).map_err(|err| ListError::Parse {
             source: self.source.clone(),
             line: lineno,
             err,
         })?;
-        if self.started && name <= &self.prev[..] {
-            return Err(ListError::Order {
-                source: self.source.clone(),
-                line: lineno,
-                name: name.to_vec(),
-                prev: self.prev.clone(),
-            });
+        if let Some(prev) = self.prev_name.and_then(|n| self.prev.get(..n)) {
+            if name <= prev {
+                return Err(ListError::Order {
+                    source: self.source.clone(),
+                    line: lineno,
+                    name: name.to_vec(),
+                    prev: prev.to_vec(),
+                });
+            }
         }
-        self.started = true;
-        self.prev.clear();
-        self.prev.extend_from_slice(name);
         self.current = Some((name.len(), fields));
         Ok(true)
     }
@@ -148,7 +155,7 @@ impl<R: BufRead> ListReader<R> {
     /// The record [`Self::advance`] moved to, or `None` at the end.
     pub fn current(&self) -> Option<Record<'_>> {
         let (name_len, fields) = self.current?;
-        let line = self.records.current();
+        let line = &self.line[..];
         Some(Record {
             line,
             name: &line[..name_len],
