@@ -110,7 +110,7 @@ fn check_layer(path: &Path) -> Result<Layer> {
             count: 0,
         },
     );
-    tarfmt::walk(&mut reader, |r, n| discard(r, n), |_, _| Ok(true))
+    tarfmt::walk(&mut reader, discard, |_, _| Ok(true))
         .map_err(|e| anyhow!("layer {}: {e}", path.display()))?;
     // Whatever follows the end marker (GNU tar pads to 10 KiB records) is
     // part of the blob too.

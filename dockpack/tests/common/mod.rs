@@ -79,8 +79,8 @@ pub fn hello_tree(dir: &Path, message: &str) -> PathBuf {
         .output()
         .unwrap();
     for word in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {
-        if word.starts_with('/') {
-            let dest = root.join(&word[1..]);
+        if let Some(rel) = word.strip_prefix('/') {
+            let dest = root.join(rel);
             fs::create_dir_all(dest.parent().unwrap()).unwrap();
             fs::copy(fs::canonicalize(word).unwrap(), &dest).unwrap();
         }

@@ -1,0 +1,331 @@
+//! The images against the real engines: podman, skopeo, umoci, a real
+//! registry (distribution) and a real Docker engine (20.10).
+//!
+//! These use global state (podman's storage, ports, a daemon), so they
+//! run as one test function, in sequence, with unique tags, and every
+//! service is stopped by a guard even when an assertion fails.
+
+mod common;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{hex, layer, list};
+use sha2::{Digest, Sha256};
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} >/dev/null"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `script` in a private mount namespace with cgroup2 on
+/// /sys/fs/cgroup (ENVIRONMENT.md: podman and dockerd need that here).
+fn in_cgroup2(script: &str) -> Command {
+    let mut c = Command::new("unshare");
+    c.arg("-m").arg("sh").arg("-c").arg(format!(
+        "umount -R /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 none /sys/fs/cgroup && {script}"
+    ));
+    c
+}
+
+const PODMAN_RUN: &str = "podman run --rm --cgroups=disabled --ulimit nofile=1024:1024 \
+                          --ulimit nproc=1024:1024 --network none";
+
+/// Kills a service we started, and removes images we loaded, on drop.
+struct Guard {
+    child: Option<Child>,
+    podman_images: Vec<String>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(15) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for img in &self.podman_images {
+            let _ = Command::new("podman").args(["rmi", "-f", img]).output();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !ready() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{what} did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A hello program that also says whether /gone exists.
+fn tree(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    fs::create_dir_all(root.join("bin")).unwrap();
+    let src = dir.join("hello.c");
+    fs::write(
+        &src,
+        "#include <stdio.h>\n#include <unistd.h>\nint main(void){puts(\"Hello, world!\");\
+         puts(access(\"/gone\", F_OK) == 0 ? \"gone: present\" : \"gone: absent\");return 0;}\n",
+    )
+    .unwrap();
+    run(Command::new("cc")
+        .arg("-o")
+        .arg(root.join("bin/hello"))
+        .arg(&src));
+    let ldd = run(Command::new("ldd").arg(root.join("bin/hello")));
+    for word in text(&ldd).split_whitespace() {
+        if let Some(rel) = word.strip_prefix('/') {
+            let dest = root.join(rel);
+            fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs::copy(fs::canonicalize(word).unwrap(), &dest).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink("bin/hello", root.join("init")).unwrap();
+    fs::write(root.join("gone"), b"to be deleted").unwrap();
+    root
+}
+
+/// `dockpack` as a std `Command` (for [`run`]).
+fn dp() -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("dockpack"));
+    c.env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+fn sha256_file(p: &Path) -> String {
+    hex(&Sha256::digest(fs::read(p).unwrap()))
+}
+
+#[test]
+fn real_engines_load_and_run_the_image() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: the engines need root here");
+        return;
+    }
+    for tool in [
+        "podman",
+        "skopeo",
+        "umoci",
+        "docker-registry",
+        "dockerd",
+        "cc",
+        "unshare",
+    ] {
+        if !have(tool) {
+            eprintln!("skipping: {tool} is not installed (see .ci/run)");
+            return;
+        }
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let base = t.path().join("base.tar");
+    layer(&root, &list(&root), &base);
+    // The upper layer deletes /gone: the whiteout line `layerdiff
+    // --whiteouts` prints for it.
+    let upper = t.path().join("upper.tar");
+    layer(&root, "./.wh.gone 0100000-0-0-whiteout\n", &upper);
+
+    let name = format!("dockpack-test-{}", std::process::id());
+    let tag = format!("{name}:1");
+    let img = t.path().join("img.tar");
+    let iid = t.path().join("iid");
+    let o = run(dp()
+        .args(["image", "--tag", &tag, "--iidfile"])
+        .arg(&iid)
+        .arg(&base)
+        .arg(&upper));
+    fs::write(&img, &o.stdout).unwrap();
+    let iid = fs::read_to_string(&iid).unwrap();
+    assert!(iid.starts_with("sha256:") && iid.len() == 71, "{iid}");
+    // A one-layer image where /gone is still there.
+    let base_tag = format!("{name}:base");
+    let base_img = t.path().join("base-img.tar");
+    let o = run(dp().args(["image", "--tag", &base_tag]).arg(&base));
+    fs::write(&base_img, &o.stdout).unwrap();
+
+    // skopeo reads both views and reports what was written.
+    let layers = [sha256_file(&base), sha256_file(&upper)];
+    for transport in ["docker-archive", "oci-archive"] {
+        let o = run(Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("{transport}:{}", img.display())));
+        let j = text(&o);
+        assert!(
+            j.contains("\"Architecture\": \"amd64\""),
+            "{transport}: {j}"
+        );
+        for l in &layers {
+            assert!(j.contains(&format!("sha256:{l}")), "{transport}: {j}");
+        }
+        let o = run(Command::new("skopeo")
+            .args(["inspect", "--config"])
+            .arg(format!("{transport}:{}", img.display())));
+        assert!(text(&o).contains("\"/init\""), "{}", text(&o));
+    }
+
+    // umoci unpacks the OCI layout to the source tree minus /gone.
+    let oci = t.path().join("oci");
+    run(dp()
+        .args(["image", "--tag", &tag, "--oci-dir"])
+        .arg(&oci)
+        .arg(&base)
+        .arg(&upper));
+    let bundle = t.path().join("bundle");
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:1", oci.display()))
+        .arg(&bundle));
+    let without_root = |l: String| -> Vec<String> {
+        l.lines()
+            .filter(|l| !l.starts_with(". "))
+            .map(str::to_string)
+            .collect()
+    };
+    fs::remove_file(root.join("gone")).unwrap();
+    assert_eq!(
+        without_root(list(&bundle.join("rootfs"))),
+        without_root(list(&root))
+    );
+    eprintln!("skopeo inspect, umoci unpack: ok");
+
+    // podman: load, run by tag; the whiteout hides /gone.
+    let mut guard = Guard {
+        child: None,
+        podman_images: vec![tag.clone(), base_tag.clone()],
+    };
+    let o = run(Command::new("podman").arg("load").arg("-i").arg(&img));
+    assert!(
+        text(&o).contains(&format!("docker.io/library/{tag}")),
+        "{}",
+        text(&o)
+    );
+    run(Command::new("podman").arg("load").arg("-i").arg(&base_img));
+    let o = run(&mut in_cgroup2(&format!("{PODMAN_RUN} {tag}")));
+    assert_eq!(text(&o), "Hello, world!\ngone: absent\n");
+    let o = run(&mut in_cgroup2(&format!("{PODMAN_RUN} {base_tag}")));
+    assert_eq!(text(&o), "Hello, world!\ngone: present\n");
+    drop(guard);
+    eprintln!("podman load/run: ok");
+
+    // A real registry: skopeo copy in, podman pull back, run.
+    let port = free_port();
+    let config = t.path().join("registry.yml");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            t.path().join("registry").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let remote = format!("127.0.0.1:{port}/{name}:1");
+    guard = Guard {
+        child: Some(child),
+        podman_images: vec![remote.clone()],
+    };
+    wait_for("docker-registry", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    run(Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("docker-archive:{}", img.display()))
+        .arg(format!("docker://{remote}")));
+    run(Command::new("podman").args(["pull", "--tls-verify=false", &remote]));
+    let o = run(&mut in_cgroup2(&format!("{PODMAN_RUN} {remote}")));
+    assert_eq!(text(&o), "Hello, world!\ngone: absent\n");
+    drop(guard);
+    eprintln!("registry push/pull/run: ok");
+
+    // A real Docker engine: load, run by tag and by the iidfile id.
+    let d = t.path().join("docker");
+    fs::create_dir(&d).unwrap();
+    let sock = d.join("docker.sock");
+    let child = in_cgroup2(&format!(
+        "exec dockerd --storage-driver=vfs --iptables=false --ip-forward=false --bridge=none \
+         --data-root {0}/data --exec-root {0}/exec -H unix://{1} --pidfile {0}/pid",
+        d.display(),
+        sock.display()
+    ))
+    .stdout(Stdio::null())
+    .stderr(fs::File::create(d.join("dockerd.log")).unwrap())
+    .spawn()
+    .unwrap();
+    let _guard = Guard {
+        child: Some(child),
+        podman_images: vec![],
+    };
+    let docker_bin = if Path::new("/usr/bin/docker").exists() {
+        "/usr/bin/docker"
+    } else {
+        "docker"
+    };
+    let docker = || {
+        let mut c = Command::new(docker_bin);
+        c.env("DOCKER_HOST", format!("unix://{}", sock.display()));
+        c
+    };
+    wait_for("dockerd", || {
+        docker()
+            .arg("info")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    let o = run(docker().arg("load").arg("-i").arg(&img));
+    assert!(text(&o).contains(&tag), "{}", text(&o));
+    let o = run(docker().args(["run", "--rm", "--network", "none", &tag]));
+    assert_eq!(text(&o), "Hello, world!\ngone: absent\n");
+    let o = run(docker().args(["run", "--rm", "--network", "none", &iid]));
+    assert_eq!(text(&o), "Hello, world!\ngone: absent\n");
+    eprintln!("docker load/run by tag and id: ok");
+}
