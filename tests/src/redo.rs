@@ -161,7 +161,7 @@ impl Ctx {
         for a in args {
             let t = self.abs(a);
             self.ensure(&t, false)?;
-            self.note(&format!("dep {} ", stamp(&t)), &t)?;
+            self.note(&format!("dep {} ", self.dep_stamp(&t)), &t)?;
         }
         Ok(())
     }
@@ -235,13 +235,25 @@ impl Ctx {
             if find_do(dep).is_some() && !self.is_current(dep)? {
                 self.ensure(dep, false)?;
             }
-            if *st != stamp(dep) {
+            if *st != self.dep_stamp(dep) {
                 return Ok(false);
             }
         }
         rec.checked = self.run.clone();
         self.save(t, &rec)?;
         Ok(true)
+    }
+
+    /// What a dependent records about `p`: for a target, the run that last
+    /// built it (a target such as `simple.fs` may have no file to stamp);
+    /// for a source file, its stamp.
+    fn dep_stamp(&self, p: &Path) -> String {
+        if find_do(p).is_some() {
+            if let Some(r) = self.load(p) {
+                return format!("built:{}", r.built);
+            }
+        }
+        stamp(p)
     }
 
     fn is_current(&self, t: &Path) -> Result<bool> {
@@ -325,7 +337,11 @@ impl Ctx {
             Err(e) => return fail(e),
         };
         if !status.success() {
-            return fail(format!("{}: {} failed: {status}", shown.display(), d.script.display()));
+            return fail(format!(
+                "{}: {} failed: {status}",
+                shown.display(),
+                d.script.display()
+            ));
         }
         let wrote3 = fs::symlink_metadata(&tmp).is_ok();
         let outlen = fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
@@ -366,7 +382,11 @@ impl Ctx {
 
     fn save(&self, t: &Path, r: &Record) -> Result<()> {
         let mut data = Vec::new();
-        let _ = write!(data, "built {}\nchecked {}\nout {}\n", r.built, r.checked, r.out);
+        let _ = write!(
+            data,
+            "built {}\nchecked {}\nout {}\n",
+            r.built, r.checked, r.out
+        );
         for (st, p) in &r.deps {
             let _ = write!(data, "dep {st} ");
             data.extend_from_slice(p.as_os_str().as_bytes());
@@ -544,8 +564,14 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let r = parse_record(b"built 1\nchecked 2\nout -\ndep 5.0:1:2:644 /x y\ncreate /z\n");
-        assert_eq!((r.built.as_str(), r.checked.as_str(), r.out.as_str()), ("1", "2", "-"));
-        assert_eq!(r.deps, vec![("5.0:1:2:644".to_string(), PathBuf::from("/x y"))]);
+        assert_eq!(
+            (r.built.as_str(), r.checked.as_str(), r.out.as_str()),
+            ("1", "2", "-")
+        );
+        assert_eq!(
+            r.deps,
+            vec![("5.0:1:2:644".to_string(), PathBuf::from("/x y"))]
+        );
         assert_eq!(r.creates, vec![PathBuf::from("/z")]);
     }
 

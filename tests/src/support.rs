@@ -10,7 +10,14 @@ use std::time::{Duration, Instant};
 
 /// Every binary the cookbook calls, plus the test driver.
 pub const BINARIES: &[&str] = &[
-    "fileids", "layerdiff", "elfdeps", "mkinitrd", "kvmrun", "chrootrun", "dockpack", "minredo",
+    "fileids",
+    "layerdiff",
+    "elfdeps",
+    "mkinitrd",
+    "kvmrun",
+    "chrootrun",
+    "dockpack",
+    "minredo",
 ];
 
 /// The workspace root (the parent of this crate).
@@ -161,8 +168,8 @@ impl Dockerd {
                 return Ok(engine);
             }
             if let Ok(Some(status)) = engine.child.try_wait() {
-                let log = fs::read_to_string(engine._dir.path().join("dockerd.log"))
-                    .unwrap_or_default();
+                let log =
+                    fs::read_to_string(engine._dir.path().join("dockerd.log")).unwrap_or_default();
                 return Err(format!("dockerd exited ({status}): {log}"));
             }
             if start.elapsed() > Duration::from_secs(60) {

@@ -1,0 +1,70 @@
+#!/bin/sh
+# usage: ./make-do.sh TARGET...
+# Runs TARGET's .do script for make the way redo runs it: TARGET.do or the
+# longest matching default.EXT.do in this directory, called with
+# $1 = TARGET, $2 = TARGET without the matched extension, $3 = a temporary
+# file; the product is $3, else stdout, else nothing; a failure keeps no
+# output. make has already built the prerequisites, so redo-ifchange here
+# only checks that what the script depends on exists (if not, the Makefile
+# lacks a prerequisite), redo-ifcreate does nothing, and redo runs this.
+set -e
+here=$(pwd -P)
+shims=$here/.make-shims
+if ! [ -x "$shims/redo" ]; then
+	mkdir -p "$shims"
+	cat >"$shims/redo-ifchange" <<'SHIM'
+#!/bin/sh
+for f; do
+	if ! [ -e "$f" ] && ! [ -L "$f" ]; then
+		echo "make-do.sh: $f is missing: the Makefile lacks a prerequisite" >&2
+		exit 1
+	fi
+done
+SHIM
+	printf '#!/bin/sh\nexit 0\n' >"$shims/redo-ifcreate"
+	printf '#!/bin/sh\nexec "%s/make-do.sh" "$@"\n' "$here" >"$shims/redo"
+	chmod +x "$shims/redo-ifchange" "$shims/redo-ifcreate" "$shims/redo"
+fi
+for t; do
+	do= base=$t
+	if [ -e "$t.do" ]; then
+		do=$t.do
+	else
+		rest=$t
+		while :; do
+			case $rest in
+			*.*) rest=${rest#*.} ;;
+			*) break ;;
+			esac
+			if [ -e "default.$rest.do" ]; then
+				do=default.$rest.do base=${t%."$rest"}
+				break
+			fi
+		done
+	fi
+	if [ -z "$do" ]; then
+		echo "make-do.sh: no .do file for $t" >&2
+		exit 1
+	fi
+	tmp=$t.make-tmp out=.$t.make-out
+	rm -f "$tmp" "$out"
+	if ! PATH="$shims:$PATH" sh -e "$do" "$t" "$base" "$tmp" >"$out"; then
+		rm -f "$tmp" "$out"
+		echo "make-do.sh: $do failed for $t" >&2
+		exit 1
+	fi
+	if [ -e "$tmp" ]; then
+		if [ -s "$out" ]; then
+			rm -f "$tmp" "$out"
+			echo "make-do.sh: $do wrote both \$3 and stdout" >&2
+			exit 1
+		fi
+		rm -f "$out"
+		mv -f "$tmp" "$t"
+	elif [ -s "$out" ]; then
+		mv -f "$out" "$t"
+	else
+		rm -f "$out"
+		[ -d "$t" ] || rm -f "$t"
+	fi
+done
