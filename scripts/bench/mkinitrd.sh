@@ -39,7 +39,7 @@ rm -f "$work/ours.cpio" "$work/theirs.cpio"
 hyperfine --warmup 2 --min-runs 10 --style basic --export-csv "$work/plain.csv" \
   -n mkinitrd "cd '$tree' && '$bin' -0 < '$work/names' | cat > /dev/null" \
   -n cpio "cd '$tree' && cpio -o -H newc -0 --quiet < '$work/names' | cat > /dev/null"
-hyperfine --warmup 1 --min-runs 5 --style basic --export-csv "$work/gzip.csv" \
+hyperfine --warmup 0 --runs 3 --style basic --export-csv "$work/gzip.csv" \
   -n 'mkinitrd --gzip' "cd '$tree' && '$bin' -0 --gzip < '$work/names' | cat > /dev/null" \
   -n 'cpio | gzip' "cd '$tree' && cpio -o -H newc -0 --quiet < '$work/names' | gzip -c | cat > /dev/null"
 
