@@ -161,11 +161,10 @@ fn run_inner(ports: &mut Ports) -> Result<String, Failed> {
         Ok(c) => c,
         Err(e) => {
             let name = prog.to_string_lossy().into_owned();
-            let code = match e.kind() {
-                io::ErrorKind::NotFound => 127,
-                _ => 126,
-            };
-            return Err((code, format!("{name}: {e}")));
+            return Err(match e.kind() {
+                io::ErrorKind::NotFound => (127, format!("{name}: command not found in the image")),
+                _ => (126, format!("{name}: cannot execute: {e}")),
+            });
         }
     };
     let pid = child.id() as c_int;

@@ -1,0 +1,181 @@
+//! `kvmrun`: boots a Linux kernel with a container's initrd under qemu and
+//! runs one program in it, the way `docker run` runs one in a container
+//! (issue 4; DESIGN.md, "Running in a VM"). It replaces the seed's
+//! `default.runkvm.do`, `memcalc.py` and `rdinit`.
+//!
+//! The pieces, one module each:
+//! - [`kernel`]: which kernel to boot;
+//! - [`accel`]: KVM or software emulation (TCG);
+//! - [`initrd`]: the image's initrd plus our guest init, appended as a
+//!   second cpio archive;
+//! - [`memory`]: how much RAM the guest needs for that initrd;
+//! - [`vm`]: the qemu command line, and the loop that relays the serial
+//!   ports, enforces the timeouts and stops qemu on a signal;
+//! - [`report`]: the guest init's report protocol.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub mod accel;
+pub mod initrd;
+pub mod kernel;
+pub mod memory;
+pub mod report;
+pub mod vm;
+
+/// The name in messages.
+pub const TOOL: &str = "kvmrun";
+
+/// Boot INITRD in a qemu VM and run its /init (or CMD) with the program's
+/// stdout on ours, the VM console on stderr, and its exit code as ours.
+#[derive(clap::Parser, Debug)]
+#[command(name = "kvmrun", version)]
+pub struct Cli {
+    /// Kernel to boot [default: $KVMRUN_KERNEL, /boot/vmlinuz-$(uname -r),
+    /// the newest /boot/vmlinuz-*]
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+
+    /// Guest RAM: bytes, or with a K/M/G/T suffix (512M, 1G) [default:
+    /// enough for the kernel and the unpacked initrd]
+    #[arg(long, value_name = "SIZE", value_parser = memory::parse_size)]
+    pub mem: Option<u64>,
+
+    /// Virtual CPUs
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=255))]
+    pub cpus: u32,
+
+    /// Accelerator: auto uses KVM only where it can boot an ordinary kernel
+    #[arg(long, value_enum, default_value_t = accel::Choice::Auto)]
+    pub accel: accel::Choice,
+
+    /// Stop the VM after SECS seconds and exit 124 (0: no limit)
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+
+    /// More kernel command-line arguments (after ours, so they can override)
+    #[arg(long, value_name = "ARGS")]
+    pub append: Option<String>,
+
+    /// The qemu binary [default: qemu-system-<host arch>]
+    #[arg(long, value_name = "PATH")]
+    pub qemu: Option<PathBuf>,
+
+    /// Show the whole kernel console (default: the kernel boots `quiet`)
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// The initrd: a newc cpio archive, optionally compressed ('-': stdin)
+    #[arg(value_name = "INITRD")]
+    pub initrd: PathBuf,
+
+    /// The command to run instead of /init, looked up in the image's PATH
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// Parses `--timeout`: seconds, decimals allowed; 0 means no limit, as for
+/// `timeout(1)`.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {s:?}"))?;
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return Err(format!("not a number of seconds: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Runs the whole thing; returns the program's exit code.
+pub fn run(cli: &Cli) -> anyhow::Result<u8> {
+    // Signals first: from here on SIGINT/SIGTERM/SIGHUP are read by the VM
+    // loop, which stops qemu and removes the temporary files before exiting.
+    let signals = vm::Signals::block().context("blocking signals")?;
+
+    let env_kernel = std::env::var_os("KVMRUN_KERNEL");
+    let kernel = kernel::resolve(
+        cli.kernel.as_deref(),
+        env_kernel.as_deref(),
+        kernel::running_release().as_deref(),
+        std::path::Path::new(kernel::BOOT_DIR),
+    )?;
+
+    let decision = accel::decide(cli.accel, &accel::Probe::host());
+    if let Some(note) = &decision.note {
+        eprintln!("{TOOL}: note: {note}");
+    }
+
+    let dir = tempfile::Builder::new()
+        .prefix("kvmrun-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let initrd = dir.path().join("initrd");
+    let guest = initrd::Guest {
+        argv: &cli.command,
+        verbose: cli.verbose,
+    };
+    initrd::build(&cli.initrd, &initrd, &guest)?;
+
+    let mem = match cli.mem {
+        Some(m) => m,
+        None => {
+            let usage = memory::measure(&initrd)
+                .with_context(|| format!("measuring {}", cli.initrd.display()))?;
+            memory::default_size(&usage)
+        }
+    };
+
+    let spec = vm::Spec {
+        qemu: cli.qemu.clone().unwrap_or_else(vm::default_qemu),
+        kernel,
+        initrd,
+        mem,
+        cpus: cli.cpus,
+        accel: decision.accel,
+        append: cli.append.clone(),
+        verbose: cli.verbose,
+        timeout: cli.timeout.filter(|t| !t.is_zero()),
+    };
+    let result = vm::run(&spec, &signals);
+    // Remove the temporary files before the exit status leaves, whatever
+    // it is (the error path included).
+    let cleanup = dir.close();
+    let code = result?;
+    cleanup.context("removing the temporary directory")?;
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn timeout_parses_seconds() {
+        assert_eq!(parse_timeout("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_timeout("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_timeout("-1").is_err());
+        assert!(parse_timeout("5s").is_err());
+        assert!(parse_timeout("inf").is_err());
+    }
+
+    #[test]
+    fn command_comes_after_the_double_dash() {
+        let cli = Cli::try_parse_from([
+            "kvmrun", "--mem", "256M", "-v", "img", "--", "/bin/sh", "-c", "exit 7",
+        ])
+        .unwrap();
+        assert_eq!(cli.mem, Some(256 << 20));
+        assert!(cli.verbose);
+        assert_eq!(cli.initrd, PathBuf::from("img"));
+        assert_eq!(cli.command, ["/bin/sh", "-c", "exit 7"]);
+        let cli = Cli::try_parse_from(["kvmrun", "-"]).unwrap();
+        assert!(cli.command.is_empty());
+        assert_eq!(cli.accel, accel::Choice::Auto);
+    }
+}

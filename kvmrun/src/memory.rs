@@ -1,0 +1,272 @@
+//! Guest memory: parsing `--mem` and the default size for an initrd.
+//!
+//! The kernel unpacks the initrd into a tmpfs capped at half of RAM; an
+//! initrd that does not fit unpacks partly and the boot goes on broken
+//! (ENVIRONMENT.md, kernel `Documentation/filesystems/ramfs-rootfs-initramfs.rst`).
+//! The seed's `memcalc.py` gave 3 × the initrd + 64M, which is too little
+//! for a small image: Debian's 6.1 kernel needs about 96 MiB on its own
+//! (measured here under qemu: 80 MiB panics with "System is deadlocked on
+//! memory", 96 MiB boots a hello-world initrd).
+//!
+//! So the default is measured, not guessed from the file size: we read the
+//! archive's headers (through gzip where it is gzip) and add up what the
+//! tmpfs will hold, then
+//!
+//! ```text
+//! mem = max(128 MiB, 96 MiB + F + 2 × (T + 1 KiB × N))   rounded up to MiB
+//! ```
+//!
+//! - F: the initrd file, which qemu loads into guest RAM and the kernel
+//!   frees only after unpacking it;
+//! - T: the unpacked data, each regular file rounded up to 4 KiB pages;
+//! - N: entries (inode + dentry, about 1 KiB each, outside the tmpfs size);
+//! - twice the unpacked size keeps it under the half-of-RAM cap and leaves
+//!   as much again for the program;
+//! - 128 MiB at least, so a tiny image still has room to run something.
+//!
+//! Guest RAM that is never touched costs the host nothing (qemu maps it
+//! lazily), so erring high is cheap and erring low breaks the boot.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+const MIB: u64 = 1 << 20;
+const PAGE: u64 = 4096;
+/// What the kernel needs on its own (see the module comment).
+pub const KERNEL_BASE: u64 = 96 * MIB;
+/// The smallest default.
+pub const MINIMUM: u64 = 128 * MIB;
+/// Per-entry overhead outside the tmpfs size.
+const ENTRY_OVERHEAD: u64 = 1024;
+/// Compressions we do not decode here (zstd, xz, lz4, ...): assume they
+/// unpack to 4 times their size, more than Debian's zstd initrds do.
+const UNKNOWN_RATIO: u64 = 4;
+
+/// What an initrd needs once unpacked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// The size of the file qemu loads.
+    pub file_bytes: u64,
+    /// The tmpfs pages its regular files take.
+    pub tmpfs_bytes: u64,
+    /// The number of entries.
+    pub entries: u64,
+}
+
+/// Parses a size: bytes, or a number with K, M, G or T (binary units, as
+/// qemu's `-m`), optionally followed by `B` or `iB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("not a memory size: {s:?} (try 512M or 1G)");
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let unit = unit.to_ascii_uppercase();
+    let unit = unit
+        .strip_suffix("IB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(&unit);
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = n.checked_mul(1u64 << shift).ok_or_else(bad)?;
+    if bytes < 16 * MIB {
+        return Err(format!("{s:?} is too little memory for a Linux guest (at least 16M)"));
+    }
+    Ok(bytes)
+}
+
+/// The `-m` argument: whole MiB, rounded up.
+pub fn qemu_arg(bytes: u64) -> String {
+    format!("{}M", bytes.div_ceil(MIB))
+}
+
+/// The default guest RAM for an initrd (formula in the module comment).
+pub fn default_size(u: &Usage) -> u64 {
+    let unpacked = u
+        .tmpfs_bytes
+        .saturating_add(u.entries.saturating_mul(ENTRY_OVERHEAD));
+    let need = KERNEL_BASE
+        .saturating_add(u.file_bytes)
+        .saturating_add(unpacked.saturating_mul(2));
+    need.max(MINIMUM).div_ceil(MIB).saturating_mul(MIB)
+}
+
+/// Measures an initrd file.
+pub fn measure(path: &Path) -> io::Result<Usage> {
+    let f = File::open(path)?;
+    let file_bytes = f.metadata()?.len();
+    let mut u = measure_reader(BufReader::with_capacity(256 * 1024, f))?;
+    u.file_bytes = file_bytes;
+    Ok(u)
+}
+
+/// Measures an initrd stream: concatenated newc archives, each possibly
+/// gzip-compressed, with NUL padding between them (the kernel's
+/// `unpack_to_rootfs` accepts the same). `file_bytes` is left 0.
+pub fn measure_reader<R: BufRead>(mut r: R) -> io::Result<Usage> {
+    let mut u = Usage::default();
+    scan(&mut r, &mut u)?;
+    Ok(u)
+}
+
+fn scan(r: &mut dyn BufRead, u: &mut Usage) -> io::Result<()> {
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let nuls = buf.iter().take_while(|&&b| b == 0).count();
+        if nuls > 0 {
+            r.consume(nuls);
+            continue;
+        }
+        if buf[0] == b'0' {
+            scan_newc(r, u)?;
+        } else if buf.starts_with(&[0x1f, 0x8b]) || (buf.len() == 1 && buf[0] == 0x1f) {
+            // bufread::GzDecoder consumes exactly one gzip member from `r`,
+            // so what follows it is scanned next.
+            let gz = flate2::bufread::GzDecoder::new(&mut *r);
+            let mut inner = BufReader::with_capacity(256 * 1024, gz);
+            scan(&mut inner, u)?;
+        } else {
+            let rest = io::copy(r, &mut io::sink())?;
+            u.tmpfs_bytes = u
+                .tmpfs_bytes
+                .saturating_add(rest.saturating_mul(UNKNOWN_RATIO));
+            return Ok(());
+        }
+    }
+}
+
+/// One newc archive, up to and including its trailer.
+fn scan_newc(r: &mut dyn BufRead, u: &mut Usage) -> io::Result<()> {
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("bad newc cpio header: {what}"));
+    loop {
+        let mut h = [0u8; 110];
+        r.read_exact(&mut h)?;
+        if &h[..6] != b"070701" && &h[..6] != b"070702" {
+            return Err(invalid("no 070701 magic"));
+        }
+        let field = |i: usize| -> io::Result<u64> {
+            let s = std::str::from_utf8(&h[6 + 8 * i..14 + 8 * i]).map_err(|_| invalid("not hex"))?;
+            u64::from_str_radix(s, 16).map_err(|_| invalid("not hex"))
+        };
+        let mode = field(1)?;
+        let filesize = field(6)?;
+        let namesize = field(11)?;
+        // Name and its NUL, padded so the data starts at a multiple of 4.
+        let name_len = (110 + namesize).next_multiple_of(4) - 110;
+        let mut name = Vec::new();
+        (&mut *r).take(name_len).read_to_end(&mut name)?;
+        if (name.len() as u64) < name_len {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if name.starts_with(b"TRAILER!!!\0") {
+            return Ok(());
+        }
+        let data = filesize.next_multiple_of(4);
+        if io::copy(&mut (&mut *r).take(data), &mut io::sink())? < data {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        u.entries += 1;
+        if mode & 0o170000 == 0o100000 {
+            u.tmpfs_bytes = u.tmpfs_bytes.saturating_add(filesize.next_multiple_of(PAGE));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mkinitrd::newc::{Header, Writer};
+
+    #[test]
+    fn sizes_parse_in_binary_units() {
+        assert_eq!(parse_size("512M"), Ok(512 * MIB));
+        assert_eq!(parse_size("1G"), Ok(1024 * MIB));
+        assert_eq!(parse_size("1gib"), Ok(1024 * MIB));
+        assert_eq!(parse_size("131072k"), Ok(128 * MIB));
+        assert_eq!(parse_size("134217728"), Ok(128 * MIB));
+        assert!(parse_size("1.5G").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("1M").is_err(), "too small for a kernel");
+        assert!(parse_size("99999999999T").is_err(), "overflow");
+        assert_eq!(qemu_arg(128 * MIB + 1), "129M");
+    }
+
+    #[test]
+    fn small_images_get_the_floor() {
+        // A hello-world initrd: a few MB.
+        let u = Usage { file_bytes: 5 * MIB, tmpfs_bytes: 4 * MIB, entries: 20 };
+        assert_eq!(default_size(&u), MINIMUM);
+    }
+
+    #[test]
+    fn big_images_get_twice_their_unpacked_size_plus_the_kernel() {
+        // About the debootstrap minbase tree: 200 MB in 6.8k entries.
+        let u = Usage { file_bytes: 190 * MIB, tmpfs_bytes: 200 * MIB, entries: 6800 };
+        let m = default_size(&u);
+        let unpacked = 200 * MIB + 6800 * 1024;
+        assert_eq!(m, (96 * MIB + 190 * MIB + 2 * unpacked).div_ceil(MIB) * MIB);
+        // The tmpfs cap (half of RAM) holds what we unpack.
+        assert!(m / 2 >= unpacked);
+        // More than the seed's 3x + 64M would have given for a small image.
+        let small = Usage { file_bytes: 10 * MIB, tmpfs_bytes: 10 * MIB, entries: 10 };
+        assert!(default_size(&small) > 3 * 10 * MIB + 64 * MIB);
+    }
+
+    fn archive(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+        let mut w = Writer::new(Vec::new());
+        for (i, (name, mode, data)) in files.iter().enumerate() {
+            let h = Header {
+                name: name.as_bytes().to_vec(),
+                ino: i as u32 + 1,
+                mode: *mode,
+                nlink: 1,
+                filesize: data.len() as u32,
+                ..Header::default()
+            };
+            w.append(&h, &mut &data[..]).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn measures_concatenated_and_gzipped_archives() {
+        let big = vec![7u8; 5000];
+        let a = archive(&[("bin", 0o40755, b""), ("bin/x", 0o100755, &big), ("l", 0o120777, b"bin/x")]);
+        let u = measure_reader(&a[..]).unwrap();
+        assert_eq!(u, Usage { file_bytes: 0, tmpfs_bytes: 8192, entries: 3 });
+
+        let b = archive(&[("y", 0o100644, b"hi")]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &b).unwrap();
+        let gz = gz.finish().unwrap();
+        // gzip, then padding, then a plain archive: as kvmrun builds them.
+        let mut all = gz.clone();
+        all.extend_from_slice(&[0, 0, 0]);
+        all.extend_from_slice(&a);
+        let u = measure_reader(&all[..]).unwrap();
+        assert_eq!(u, Usage { file_bytes: 0, tmpfs_bytes: 8192 + 4096, entries: 4 });
+    }
+
+    #[test]
+    fn unknown_compression_is_estimated_and_garbage_refused() {
+        let zstd = [0x28u8, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4];
+        let u = measure_reader(&zstd[..]).unwrap();
+        assert_eq!(u.tmpfs_bytes, 8 * UNKNOWN_RATIO);
+        let mut bad = archive(&[("x", 0o100644, b"1")]);
+        bad[3] = b'9';
+        assert!(measure_reader(&bad[..]).is_err());
+        let a = archive(&[("x", 0o100644, b"123456")]);
+        assert!(measure_reader(&a[..120]).is_err(), "truncated");
+    }
+}

@@ -1,0 +1,490 @@
+//! Runs qemu and relays its three serial ports, as the seed's
+//! `default.runkvm.do` does: ttyS0 the console → our stderr, ttyS1 the
+//! program's stdout → our stdout, ttyS2 the init's report → [`report`].
+//!
+//! Each port is a qemu `file` chardev writing into a pipe that we read
+//! (`path=/proc/self/fd/N` on the inherited write end), so stdout streams as
+//! the guest writes it, byte for byte, and kvmrun sees each channel on its
+//! own. One thread polls the three pipes, a signalfd for SIGINT/SIGTERM/SIGHUP,
+//! and the deadlines:
+//! - `--timeout`: qemu is killed, exit 124;
+//! - the boot watchdog: no `ready` from the init within [`BOOT_WATCHDOG`]
+//!   (a kernel that hangs, as under a paravirtual KVM), exit 125;
+//! - a signal: qemu is killed, exit 128+N.
+//!
+//! No qemu outlives kvmrun: it is killed on every path out of [`run`], and
+//! `PR_SET_PDEATHSIG` kills it if kvmrun itself is killed with SIGKILL.
+//! After qemu ends, the pipes are drained to EOF, so no output is lost.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::accel::Accel;
+use crate::report::{Channel, Outcome};
+use crate::{initrd, memory};
+
+/// How long the kernel gets to start our init. Under TCG a boot takes
+/// 6-7 s here (issue 4); unpacking a 200 MB tree adds seconds. Without this
+/// a kernel that hangs (paravirtual KVM) would keep kvmrun forever when no
+/// `--timeout` is given.
+pub const BOOT_WATCHDOG: Duration = Duration::from_secs(120);
+
+/// Console bytes kept for the error message when the VM dies.
+const CONSOLE_RING: usize = 4096;
+
+/// Everything qemu is started with.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub qemu: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub mem: u64,
+    pub cpus: u32,
+    pub accel: Accel,
+    pub append: Option<String>,
+    pub verbose: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// `qemu-system-<host arch>`.
+pub fn default_qemu() -> PathBuf {
+    PathBuf::from(format!("qemu-system-{}", std::env::consts::ARCH))
+}
+
+/// The kernel command line: ours, then the user's (later wins).
+pub fn kernel_cmdline(spec: &Spec) -> String {
+    // console=ttyS0: the first port is the console. panic=-1: reboot at
+    // once on a panic, which -no-reboot turns into qemu exiting.
+    let mut s = format!("console=ttyS0 rdinit={} panic=-1", initrd::INIT_PATH);
+    if !spec.verbose {
+        s.push_str(" quiet");
+    }
+    if let Some(a) = spec.append.as_deref().filter(|a| !a.trim().is_empty()) {
+        s.push(' ');
+        s.push_str(a);
+    }
+    s
+}
+
+/// qemu's arguments; `ports` are the write ends for ttyS0, ttyS1, ttyS2 as
+/// they will be numbered in qemu.
+pub fn qemu_args(spec: &Spec, ports: [RawFd; 3]) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |s: String| a.push(OsString::from(s));
+    for s in ["-nodefaults", "-no-user-config", "-no-reboot", "-display", "none"] {
+        push(s.to_string());
+    }
+    push("-accel".into());
+    push(spec.accel.qemu_name().into());
+    push("-m".into());
+    push(memory::qemu_arg(spec.mem));
+    push("-smp".into());
+    push(spec.cpus.to_string());
+    for (i, fd) in ports.iter().enumerate() {
+        push("-chardev".into());
+        push(format!("file,id=kvmrun{i},path=/proc/self/fd/{fd}"));
+        push("-serial".into());
+        push(format!("chardev:kvmrun{i}"));
+    }
+    a.push("-kernel".into());
+    a.push(spec.kernel.clone().into_os_string());
+    a.push("-initrd".into());
+    a.push(spec.initrd.clone().into_os_string());
+    a.push("-append".into());
+    a.push(kernel_cmdline(spec).into());
+    a
+}
+
+/// SIGINT, SIGTERM and SIGHUP, blocked and readable from a signalfd, so
+/// the loop handles them between reads instead of in a handler.
+pub struct Signals {
+    fd: OwnedFd,
+}
+
+impl Signals {
+    /// Blocks the signals in this (single-threaded) process. qemu starts
+    /// with an empty mask: std resets it in the child.
+    pub fn block() -> io::Result<Signals> {
+        // SAFETY: plain libc calls on a local sigset.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::sigaddset(&mut set, s);
+            }
+            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Signals { fd: OwnedFd::from_raw_fd(fd) })
+        }
+    }
+
+    fn take(&self) -> Option<i32> {
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reading into a properly sized, owned struct.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), (&raw mut info).cast(), size) };
+        (n == size as isize).then_some(info.ssi_signo as i32)
+    }
+}
+
+fn pipe() -> io::Result<(File, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds that we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    unsafe { Ok((File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+}
+
+/// Why the loop stopped qemu itself.
+enum Stop {
+    Timeout(Duration),
+    Watchdog,
+    Signal(i32),
+    Stdout(io::Error),
+}
+
+/// The console relay: to stderr as it comes, `\r\n` from the kernel's
+/// serial console written as `\n`, and the last bytes kept for errors.
+struct Console {
+    ring: VecDeque<u8>,
+    pending_cr: bool,
+}
+
+impl Console {
+    fn relay(&mut self, data: &[u8], show: bool) {
+        let mut out = Vec::with_capacity(data.len() + 1);
+        for &b in data {
+            if self.pending_cr {
+                self.pending_cr = false;
+                if b != b'\n' {
+                    out.push(b'\r');
+                }
+            }
+            if b == b'\r' {
+                self.pending_cr = true;
+            } else {
+                out.push(b);
+            }
+        }
+        if show {
+            let _ = io::stderr().write_all(&out);
+        }
+        for b in out {
+            if self.ring.len() == CONSOLE_RING {
+                self.ring.pop_front();
+            }
+            self.ring.push_back(b);
+        }
+    }
+
+    /// The last few non-empty lines, joined to fit on one line.
+    fn tail(&self, lines: usize) -> String {
+        let bytes: Vec<u8> = self.ring.iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let mut last: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let keep = last.len().saturating_sub(lines);
+        last.drain(..keep);
+        last.join(" | ")
+    }
+}
+
+/// Boots the VM and returns the program's exit code.
+pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
+    let (mut con_r, con_w) = pipe().context("creating a pipe")?;
+    let (mut out_r, out_w) = pipe().context("creating a pipe")?;
+    let (mut rep_r, rep_w) = pipe().context("creating a pipe")?;
+    let ports = [con_w.as_raw_fd(), out_w.as_raw_fd(), rep_w.as_raw_fd()];
+
+    let mut cmd = Command::new(&spec.qemu);
+    cmd.args(qemu_args(spec, ports)).stdin(Stdio::null());
+    // qemu's own chatter goes to stderr: stdout is the program's alone.
+    let err = io::stderr().as_raw_fd();
+    // SAFETY: dup of our stderr; the result is owned by the Stdio.
+    let dup = unsafe { libc::fcntl(err, libc::F_DUPFD_CLOEXEC, 3) };
+    if dup >= 0 {
+        cmd.stdout(unsafe { Stdio::from(OwnedFd::from_raw_fd(dup)) });
+    }
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // kvmrun died before the prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(125);
+            }
+            for fd in ports {
+                let fl = libc::fcntl(fd, libc::F_GETFD);
+                if fl < 0 || libc::fcntl(fd, libc::F_SETFD, fl & !libc::FD_CLOEXEC) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let qemu_name = spec.qemu.display().to_string();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(filtertool::fail(
+                filtertool::exit::RUNNER_FAILED,
+                format!("{qemu_name}: not found (install qemu: apt-get install qemu-system-x86, or pass --qemu PATH)"),
+            ));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("starting {qemu_name}")));
+        }
+    };
+    // Only qemu holds the write ends now, so EOF means qemu is gone.
+    drop((con_w, out_w, rep_w));
+
+    let mut guard = Guard { child: &mut child };
+    let result = relay(spec, signals, &mut guard, [&mut con_r, &mut out_r, &mut rep_r]);
+    let status = guard.child.wait();
+    let (channel, console, stop) = result?;
+    let status = status.with_context(|| format!("waiting for {qemu_name}"))?;
+
+    let rf = filtertool::exit::RUNNER_FAILED;
+    match stop {
+        Some(Stop::Stdout(e)) => return Err(anyhow::Error::new(e).context("writing stdout")),
+        Some(Stop::Timeout(t)) => {
+            return Err(filtertool::fail(
+                filtertool::exit::TIMEOUT,
+                format!("timed out after {} s; the VM was stopped", t.as_secs_f64()),
+            ))
+        }
+        Some(Stop::Signal(s)) => {
+            return Err(filtertool::fail(
+                128u8.saturating_add(s as u8),
+                format!("stopped by signal {s}; the VM was stopped"),
+            ))
+        }
+        Some(Stop::Watchdog) => {
+            let hint = if spec.accel == Accel::Kvm { " (a paravirtual KVM hangs ordinary kernels: try --accel tcg)" } else { "" };
+            return Err(filtertool::fail(
+                rf,
+                format!(
+                    "the kernel did not start the guest init within {} s{hint}; last console lines: {}",
+                    BOOT_WATCHDOG.as_secs(),
+                    console.tail(3)
+                ),
+            ));
+        }
+        None => {}
+    }
+    match channel.outcome {
+        Some(Outcome::Failed { code, message }) => Err(filtertool::fail(code, message)),
+        Some(o) => Ok(o.exit_code()),
+        None if !status.success() && channel.ready => Err(filtertool::fail(
+            rf,
+            format!("{qemu_name} ended ({status}) before the guest init reported; last console lines: {}", console.tail(3)),
+        )),
+        None if !channel.ready && console.ring.is_empty() => Err(filtertool::fail(
+            rf,
+            format!("{qemu_name} ended ({status}) before the guest kernel printed anything"),
+        )),
+        None => Err(filtertool::fail(
+            rf,
+            format!(
+                "the VM stopped before the guest init reported an exit status (kernel panic?); last console lines: {}",
+                console.tail(3)
+            ),
+        )),
+    }
+}
+
+/// Kills qemu when dropped, whatever path leaves [`run`].
+struct Guard<'a> {
+    child: &'a mut Child,
+}
+
+impl Guard<'_> {
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+type Relayed = (Channel, Console, Option<Stop>);
+
+fn relay(spec: &Spec, signals: &Signals, guard: &mut Guard, fds: [&mut File; 3]) -> anyhow::Result<Relayed> {
+    let start = Instant::now();
+    let deadline = spec.timeout.map(|t| start + t);
+    let watchdog = start + BOOT_WATCHDOG;
+    let mut channel = Channel::default();
+    let mut console = Console { ring: VecDeque::new(), pending_cr: false };
+    let mut stop: Option<Stop> = None;
+    let mut open = [true; 3];
+    let mut buf = vec![0u8; 64 * 1024];
+    let stdout = io::stdout();
+    let mut stdout = stdout.lock();
+
+    while open.iter().any(|&o| o) {
+        // The nearest deadline, while none has fired.
+        let mut wait_ms: i32 = -1;
+        if stop.is_none() {
+            let now = Instant::now();
+            let mut next = deadline;
+            if !channel.ready {
+                next = Some(next.map_or(watchdog, |d| d.min(watchdog)));
+            }
+            if let Some(n) = next {
+                if now >= n {
+                    let fired = if deadline.is_some_and(|d| now >= d) {
+                        Stop::Timeout(spec.timeout.unwrap_or_default())
+                    } else {
+                        Stop::Watchdog
+                    };
+                    stop = Some(fired);
+                    guard.kill();
+                    continue;
+                }
+                let ms = (n - now).as_millis().saturating_add(1);
+                wait_ms = i32::try_from(ms).unwrap_or(i32::MAX);
+            }
+        }
+        // Report first, then stdout, then console: the init writes its
+        // report (and drains stdout) before the kernel prints its last
+        // lines, so this order sees them in the order they were written.
+        let mut pfds = [
+            libc::pollfd { fd: fds[2].as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: fds[1].as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: fds[0].as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: signals.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        let order = [2usize, 1, 0];
+        for (k, &i) in order.iter().enumerate() {
+            if !open[i] {
+                pfds[k].fd = -1;
+            }
+        }
+        // SAFETY: pfds is a valid array of pollfd.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(anyhow::Error::new(e).context("polling qemu's serial ports"));
+        }
+        for (k, &i) in order.iter().enumerate() {
+            if pfds[k].revents == 0 {
+                continue;
+            }
+            let got = match fds[i].read(&mut buf) {
+                Ok(0) => {
+                    open[i] = false;
+                    continue;
+                }
+                Ok(g) => g,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(anyhow::Error::new(e).context("reading qemu's serial port")),
+            };
+            let data = &buf[..got];
+            match i {
+                2 => channel.feed(data),
+                1 => {
+                    if !matches!(stop, Some(Stop::Stdout(_))) {
+                        if let Err(e) = stdout.write_all(data).and_then(|()| stdout.flush()) {
+                            stop = Some(Stop::Stdout(e));
+                            guard.kill();
+                        }
+                    }
+                }
+                _ => {
+                    // Once the program has ended, the rest is the kernel
+                    // powering off: shown only with -v.
+                    let show = spec.verbose || channel.outcome.is_none();
+                    console.relay(data, show);
+                }
+            }
+        }
+        if pfds[3].revents != 0 {
+            if let Some(sig) = signals.take() {
+                if stop.is_none() {
+                    stop = Some(Stop::Signal(sig));
+                    guard.kill();
+                }
+            }
+        }
+    }
+    Ok((channel, console, stop))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        Spec {
+            qemu: default_qemu(),
+            kernel: "/boot/vmlinuz".into(),
+            initrd: "/tmp/x/initrd".into(),
+            mem: 128 << 20,
+            cpus: 2,
+            accel: Accel::Tcg,
+            append: Some("loglevel=7".into()),
+            verbose: false,
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn command_line() {
+        let s = spec();
+        assert_eq!(kernel_cmdline(&s), "console=ttyS0 rdinit=/.kvmrun/init panic=-1 quiet loglevel=7");
+        let v = Spec { verbose: true, append: None, ..s.clone() };
+        assert_eq!(kernel_cmdline(&v), "console=ttyS0 rdinit=/.kvmrun/init panic=-1");
+        let a: Vec<String> = qemu_args(&s, [7, 8, 9]).iter().map(|x| x.to_string_lossy().into_owned()).collect();
+        let joined = a.join(" ");
+        assert!(joined.starts_with("-nodefaults -no-user-config -no-reboot -display none -accel tcg -m 128M -smp 2 "));
+        assert!(joined.contains("-chardev file,id=kvmrun0,path=/proc/self/fd/7 -serial chardev:kvmrun0"));
+        assert!(joined.contains("-chardev file,id=kvmrun2,path=/proc/self/fd/9 -serial chardev:kvmrun2"));
+        assert!(joined.contains("-kernel /boot/vmlinuz -initrd /tmp/x/initrd -append console=ttyS0"));
+    }
+
+    #[test]
+    fn console_keeps_lone_carriage_returns() {
+        let mut c = Console { ring: VecDeque::new(), pending_cr: false };
+        c.relay(b"[ 1.0] a\r", false);
+        c.relay(b"\nx\ry\r\n", false);
+        let got: Vec<u8> = c.ring.iter().copied().collect();
+        assert_eq!(got, b"[ 1.0] a\nx\ry\n");
+        assert_eq!(c.tail(1), "x\ry");
+    }
+
+    #[test]
+    fn console_tail_is_bounded() {
+        let mut c = Console { ring: VecDeque::new(), pending_cr: false };
+        for i in 0..10_000 {
+            c.relay(format!("line {i}\n").as_bytes(), false);
+        }
+        assert!(c.ring.len() <= CONSOLE_RING);
+        assert_eq!(c.tail(2), "line 9998 | line 9999");
+    }
+}
