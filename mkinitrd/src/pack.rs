@@ -144,6 +144,10 @@ impl<'a, W: Write> Packer<'a, W> {
             Input::Name(_) => None,
         };
         let result = (|| {
+            if name.is_empty() {
+                // Else `-C DIR` joined with "" would silently be the root.
+                bail!("empty name");
+            }
             let member = filelist::archive::member_name(name).map_err(|e| anyhow!("{e}"))?;
             let member = if member.is_empty() {
                 b".".to_vec()

@@ -375,6 +375,7 @@ fn bad_inputs_are_one_line_errors() {
     );
     fails(mkinitrd(d, &[], b".\n./bin/../../x\n"), "'..'");
     fails(mkinitrd(d, &[], b"/etc/passwd\n"), "absolute");
+    fails(mkinitrd(d, &[], b".\n\n"), "stdin line 2: \"\": empty name");
     fails(
         mkinitrd(d, &["--add", "init"], b""),
         "ARCHIVE_PATH=HOST_FILE",
@@ -538,4 +539,39 @@ fn nul_terminated_names() {
             .unwrap_or_default();
         assert_eq!(names, vec![b"a\nb".to_vec()]);
     }
+}
+
+#[test]
+fn failed_gzip_archive_is_not_a_whole_gzip_stream() {
+    let src = tmp();
+    let d = src.path();
+    // 1 MiB that does not compress to nothing, so compressed bytes reach
+    // stdout before the error.
+    let mut x: u32 = 1;
+    let noise: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    fs::write(d.join("noise"), &noise).unwrap_or_else(|e| panic!("{e}"));
+    let out = mkinitrd(d, &["--gzip"], b"./noise\n./missing\n");
+    assert!(!out.status.success());
+    assert!(!out.stdout.is_empty(), "expected partial output");
+    let mut child = Command::new("gzip")
+        .arg("-dc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("gzip: {e}"));
+    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
+    let partial = out.stdout.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&partial));
+    let unzipped = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let _ = writer.join();
+    assert!(!unzipped.status.success(), "gzip accepted a failed archive");
+    assert!(!unzipped.stdout.windows(10).any(|w| w == b"TRAILER!!!"));
 }
