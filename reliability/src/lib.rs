@@ -1,0 +1,1 @@
+//! Support code for the workspace-wide scale, fault and security tests.
