@@ -1,0 +1,71 @@
+//! The command line, as a clap derive struct whose doc comments are the
+//! help text. Values clap cannot check by type (`K=V`, `SRC:DST`) are split
+//! in [`crate::Options::from_cli`] so that their errors name the value.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Run CMD (default /init) as root in a new user and mount namespace whose
+/// root is DIR (pivot_root, not chroot). Exit codes: CMD's own; 125
+/// chrootrun failed; 126 CMD cannot execute; 127 CMD not found; 128+N killed
+/// by signal N; 124 --timeout fired.
+#[derive(Debug, Parser)]
+#[command(name = "chrootrun", version)]
+pub struct Cli {
+    /// New PID namespace with /proc mounted; CMD runs as PID 1.
+    #[arg(long)]
+    pub proc: bool,
+    /// Minimal /dev: a tmpfs with null, zero, full, random, urandom, tty bound from the host.
+    #[arg(long)]
+    pub dev: bool,
+    /// Mount an empty tmpfs on PATH inside the container.
+    #[arg(long, value_name = "PATH")]
+    pub tmpfs: Vec<PathBuf>,
+    /// Bind the host's SRC onto DST inside the container (SRC alone: the same path).
+    #[arg(long, value_name = "SRC:DST")]
+    pub bind: Vec<OsString>,
+    /// As --bind, read-only (submounts too).
+    #[arg(long = "ro-bind", value_name = "SRC:DST")]
+    pub ro_bind: Vec<OsString>,
+    /// Make the container's root read-only.
+    #[arg(long)]
+    pub ro: bool,
+    /// New network namespace with only the loopback interface, up.
+    #[arg(long)]
+    pub net: bool,
+    /// New UTS namespace with this host name.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<OsString>,
+    /// Set K=V in CMD's environment (repeatable).
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<OsString>,
+    /// Start from an empty environment (--env still applies).
+    #[arg(long)]
+    pub clearenv: bool,
+    /// Working directory inside the container (default /).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// After SECS seconds kill CMD and everything it started, exit 124 (0: no limit).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+    /// The container's root directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The command and its arguments, resolved inside DIR (default /init).
+    #[arg(value_name = "CMD", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<OsString>,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}

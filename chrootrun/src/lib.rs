@@ -1,0 +1,164 @@
+//! `chrootrun`: run a container tree as root in a user namespace, with the
+//! tree made the root by `pivot_root` (issue 5; DESIGN.md "Running in a
+//! chroot").
+//!
+//! Two processes, and why:
+//!
+//! ```text
+//! chrootrun  (stays in the host's namespaces: writes the child's id maps,
+//!   │         waits, forwards signals, enforces --timeout; not dumpable)
+//!   └─ child, born by clone(CLONE_NEWUSER|CLONE_NEWNS|…): mounts, pivot_root,
+//!      then execs CMD — or, for --timeout without --proc, stays as a tiny
+//!      PID 1 that forks CMD, so killing it kills everything CMD started
+//! ```
+//!
+//! The parent writes the maps because root's identity map of its whole id
+//! range can only be written from the parent namespace, and it stays
+//! outside so nothing the container can reach holds the host's tree.
+
+pub mod cli;
+pub mod execute;
+pub mod inroot;
+pub mod kernel;
+pub mod setup;
+pub mod supervise;
+pub mod userns;
+
+use std::ffi::{CString, OsString};
+use std::fs;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use filtertool::exit::RUNNER_FAILED;
+use filtertool::fail;
+
+use crate::cli::Cli;
+use crate::execute::Program;
+use crate::setup::{Mount, Plan};
+
+pub const TOOL: &str = "chrootrun";
+
+/// Everything a run needs, checked before any namespace exists.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub plan: Plan,
+    pub program: Program,
+    pub timeout: Option<Duration>,
+    /// --proc: the program is PID 1 of a new PID namespace.
+    pub proc: bool,
+    pub net: bool,
+}
+
+fn usage(msg: String) -> anyhow::Error {
+    fail(RUNNER_FAILED, msg)
+}
+
+fn cstring(bytes: Vec<u8>, what: &str) -> anyhow::Result<CString> {
+    CString::new(bytes).map_err(|_| usage(format!("{what}: holds a NUL byte")))
+}
+
+impl Options {
+    pub fn from_cli(cli: Cli) -> anyhow::Result<Options> {
+        let shown = cli.dir.display().to_string();
+        let root = match fs::metadata(&cli.dir) {
+            Ok(md) if md.is_dir() => fs::canonicalize(&cli.dir)
+                .map_err(|e| fail(RUNNER_FAILED, format!("{shown}: {e}")))?,
+            Ok(_) => return Err(fail(RUNNER_FAILED, format!("{shown}: not a directory"))),
+            Err(e) => return Err(fail(RUNNER_FAILED, format!("{shown}: {e}"))),
+        };
+
+        let mut mounts = Vec::new();
+        if cli.proc {
+            mounts.push(Mount::Proc);
+        }
+        if cli.dev {
+            mounts.push(Mount::Dev);
+        }
+        for t in cli.tmpfs {
+            mounts.push(Mount::Tmpfs(t));
+        }
+        for (spec, readonly) in cli
+            .bind
+            .iter()
+            .map(|s| (s, false))
+            .chain(cli.ro_bind.iter().map(|s| (s, true)))
+        {
+            let opt = if readonly { "--ro-bind" } else { "--bind" };
+            let bytes = spec.as_bytes();
+            let (src, dst) = match bytes.iter().position(|&b| b == b':') {
+                Some(i) => (&bytes[..i], &bytes[i + 1..]),
+                None => (bytes, bytes),
+            };
+            if src.is_empty() || dst.is_empty() {
+                return Err(usage(format!("{opt} {}: expected SRC:DST", spec.to_string_lossy())));
+            }
+            let src = Path::new(std::ffi::OsStr::from_bytes(src));
+            let source = fs::canonicalize(src)
+                .map_err(|e| fail(RUNNER_FAILED, format!("{opt} {}: {e}", src.display())))?;
+            let target = PathBuf::from(std::ffi::OsStr::from_bytes(dst));
+            mounts.push(Mount::Bind { source, target, readonly });
+        }
+        setup::sort_mounts(&mut mounts);
+
+        if let Some(h) = &cli.hostname {
+            if h.is_empty() || h.len() > 64 {
+                return Err(usage(format!("--hostname {}: 1 to 64 bytes", h.to_string_lossy())));
+            }
+        }
+
+        // The environment: inherited (or empty), then --env in order.
+        let mut env: Vec<(OsString, OsString)> = if cli.clearenv { Vec::new() } else { std::env::vars_os().collect() };
+        for kv in &cli.env {
+            let b = kv.as_bytes();
+            let Some(i) = b.iter().position(|&c| c == b'=').filter(|&i| i > 0) else {
+                return Err(usage(format!("--env {}: expected K=V", kv.to_string_lossy())));
+            };
+            let (k, v) = (OsString::from_vec(b[..i].to_vec()), OsString::from_vec(b[i + 1..].to_vec()));
+            match env.iter_mut().find(|(ek, _)| *ek == k) {
+                Some(slot) => slot.1 = v,
+                None => env.push((k, v)),
+            }
+        }
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map_or_else(|| execute::DEFAULT_PATH.as_bytes().to_vec(), |(_, v)| v.as_bytes().to_vec());
+        let env = env
+            .into_iter()
+            .map(|(k, v)| {
+                let mut b = k.into_vec();
+                b.push(b'=');
+                b.extend(v.into_vec());
+                cstring(b, "an environment variable")
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+
+        let command = if cli.command.is_empty() { vec![OsString::from("/init")] } else { cli.command };
+        let argv = command
+            .into_iter()
+            .map(|a| cstring(a.into_vec(), "an argument"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+
+        Ok(Options {
+            plan: Plan {
+                root,
+                mounts,
+                readonly_root: cli.ro,
+                hostname: cli.hostname,
+                loopback: cli.net,
+                cwd: cli.cwd.unwrap_or_else(|| PathBuf::from("/")),
+            },
+            program: Program { argv, env, path, dir: shown },
+            timeout: cli.timeout.filter(|t| !t.is_zero()),
+            proc: cli.proc,
+            net: cli.net,
+        })
+    }
+}
+
+/// Runs the container; returns the exit code to pass on.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let opts = Options::from_cli(cli)?;
+    supervise::run(&opts)
+}
