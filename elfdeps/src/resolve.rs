@@ -30,7 +30,7 @@
 //! which follows an absolute symlink in the tree out to the host.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::rc::Rc;
@@ -81,6 +81,9 @@ pub struct Outcome {
 
 type Want = (bool, u16);
 
+/// A library found: the path it was opened by, and the file.
+type Hit = (Vec<u8>, Rc<Object>);
+
 pub struct Resolver {
     tree: Tree,
     /// Where relative paths start: the working directory, or the tree's
@@ -89,7 +92,7 @@ pub struct Resolver {
     conf_dirs: Vec<Vec<u8>>,
     objects: HashMap<Vec<u8>, Result<Loaded, String>>,
     cache_dirs: HashMap<Want, Rc<Vec<Vec<u8>>>>,
-    cache_hits: HashMap<(Want, Vec<u8>), Option<(Vec<u8>, Rc<Object>)>>,
+    cache_hits: HashMap<(Want, Vec<u8>), Option<Hit>>,
 }
 
 impl Resolver {
@@ -316,7 +319,7 @@ impl Resolver {
         name: &[u8],
         want: Want,
         abi: &Abi,
-    ) -> Result<Option<(Vec<u8>, Rc<Object>)>> {
+    ) -> Result<Option<Hit>> {
         let Some(who) = map.get(i) else {
             return Ok(None);
         };
@@ -366,7 +369,7 @@ impl Resolver {
         want: Want,
         abi: &Abi,
         needed_by: &[u8],
-    ) -> Result<Option<(Vec<u8>, Rc<Object>)>> {
+    ) -> Result<Option<Hit>> {
         for elem in list.split(|&b| b == b':') {
             let Some(mut dir) = expand(elem, origin, abi) else {
                 continue;
@@ -389,12 +392,7 @@ impl Resolver {
     /// What ld.so.cache would answer: ldconfig caches files named like
     /// libraries (`lib*.so*`, `ld-*.so*`), under their soname, from the
     /// ld.so.conf directories and then the default ones.
-    fn cache_lookup(
-        &mut self,
-        name: &[u8],
-        want: Want,
-        abi: &Abi,
-    ) -> Result<Option<(Vec<u8>, Rc<Object>)>> {
+    fn cache_lookup(&mut self, name: &[u8], want: Want, abi: &Abi) -> Result<Option<Hit>> {
         if !(name.starts_with(b"lib") || name.starts_with(b"ld-")) || name.find(".so").is_none() {
             return Ok(None);
         }
@@ -444,7 +442,6 @@ fn read_object(host: &Path) -> Result<Loaded, String> {
     if !meta.is_file() {
         return Ok(Loaded::NotElf);
     }
-    let _: &File = &file;
     match elf::probe(&file, meta.len())? {
         Probe::NotElf => Ok(Loaded::NotElf),
         Probe::Elf(info) => Ok(Loaded::Elf(Rc::new(Object {
