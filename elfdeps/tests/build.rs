@@ -516,3 +516,112 @@ fn root_resolves_inside_the_tree_only() {
         "{err}"
     );
 }
+
+/// A library of another machine earlier in the search path is skipped (as
+/// ld.so skips it); a file that is not ELF where a library is looked for
+/// stops the search with an error naming it (ld.so: "invalid ELF header").
+#[test]
+fn foreign_machines_are_skipped_and_non_elf_candidates_fail() {
+    let t = tempfile::tempdir().unwrap();
+    let t = t.path().canonicalize().unwrap();
+    let src = libs(&t, &[]);
+    fs::create_dir_all(t.join("first")).unwrap();
+    let mut foreign = fs::read(t.join("lib/libb.so")).unwrap();
+    foreign[18] = 183; // e_machine = EM_AARCH64 (little-endian u16 at 18)
+    foreign[19] = 0;
+    fs::write(t.join("first/libb.so"), &foreign).unwrap();
+    fs::write(t.join("first/liba.so"), &foreign).unwrap();
+    cc(
+        &src,
+        &[
+            "-o",
+            "../bin/prog",
+            "m.c",
+            "-L../lib",
+            "-la",
+            "-Wl,--disable-new-dtags,-rpath,$ORIGIN/../first:$ORIGIN/../lib",
+        ],
+    );
+    let prog = t.join("bin/prog");
+    let out = elfdeps(&format!("{}\n", prog.display()), &[]).success();
+    let got = lines(&out.get_output().stdout);
+    assert!(
+        got.contains(&format!("{}/bin/../lib/libb.so", t.display())),
+        "{got:?}"
+    );
+    assert_eq!(got, ldd(&prog));
+
+    fs::write(t.join("first/libb.so"), "not a library\n").unwrap();
+    let out = elfdeps(&format!("{}\n", prog.display()), &[])
+        .failure()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.starts_with(&format!(
+            "elfdeps: {}/bin/../first/libb.so: not an ELF file",
+            t.display()
+        )),
+        "{err}"
+    );
+}
+
+/// On a Debian tree (the benchmark tree, if present): the same as ldd run
+/// inside it with chroot.
+#[test]
+fn debian_tree_same_as_ldd_in_chroot() {
+    let tree = std::env::var("BENCH_TREE").unwrap_or_else(|_| "/work/deb".into());
+    if !Path::new(&tree).join("usr/bin/ldd").exists() {
+        eprintln!(
+            "skipping: no Debian tree at {tree} (debootstrap --variant=minbase bookworm DIR)"
+        );
+        return;
+    }
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+    {
+        eprintln!("skipping: chroot needs root");
+        return;
+    }
+    let list = Command::new("sh")
+        .arg("-c")
+        .arg("cd \"$1\" && find . -type f -perm -u+x | sed 's,^\\.,,' | sort")
+        .arg("sh")
+        .arg(&tree)
+        .output()
+        .unwrap();
+    let files = String::from_utf8(list.stdout).unwrap();
+    let out = elfdeps(&files, &["--root", &tree]).success();
+    let got = lines(&out.get_output().stdout);
+    let ldd = Command::new("chroot")
+        .arg(&tree)
+        .args([
+            "sh",
+            "-c",
+            "while read -r f; do ldd \"$f\" 2>/dev/null; done",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(files.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let mut want: Vec<String> = String::from_utf8_lossy(&ldd.stdout)
+        .lines()
+        .filter(|l| !l.contains("linux-vdso"))
+        .filter_map(|l| {
+            let l = l.trim();
+            let p = l.split(" => ").nth(1).unwrap_or(l);
+            let p = p.split(" (0x").next().unwrap();
+            p.starts_with('/').then(|| p.to_string())
+        })
+        .collect();
+    want.sort();
+    want.dedup();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}
