@@ -491,12 +491,8 @@ fn find_do(t: &Path) -> Option<DoFile> {
             missing.push(path);
         }
         first = false;
-        let Some(up) = dir.parent() else {
-            return None;
-        };
-        let Some(last) = dir.file_name() else {
-            return None;
-        };
+        let up = dir.parent()?;
+        let last = dir.file_name()?;
         prefix = Path::new(last).join(&prefix);
         dir = up.to_path_buf();
     }
