@@ -239,3 +239,116 @@ fn image_is_byte_identical_on_rebuild_and_detects_arch() {
     let c = config(&img);
     assert!(c.contains("\"architecture\": \"arm64\""), "{c}");
 }
+
+#[test]
+fn fakeroot_state_and_nul_records() {
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("r");
+    fs::create_dir(&root).unwrap();
+    // What `fakeroot -s` leaves after `mknod dev/null c 1 3` and a chown:
+    // an empty regular file on disk, the truth in the state file.
+    fs::write(root.join("null"), b"").unwrap();
+    fs::write(root.join("a b\nc"), b"x").unwrap();
+    let m = fs::metadata(root.join("null")).unwrap();
+    let state = t.path().join("state");
+    fs::write(
+        &state,
+        format!(
+            "dev={:x},ino={},mode=20666,uid=0,gid=5,nlink=1,rdev=259\n",
+            m.dev(),
+            m.ino()
+        ),
+    )
+    .unwrap();
+    let o = dockpack()
+        .args(["layer", "-0", "--fakeroot"])
+        .arg(&state)
+        .arg("-C")
+        .arg(&root)
+        .write_stdin("./null\0./a b\nc\0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = t.path().join("l.tar");
+    fs::write(&p, &o.stdout).unwrap();
+    let listing = gnu_tar_list(&p);
+    assert!(
+        listing.lines().any(|l| l.starts_with("crw-rw-rw- 0/5 ")
+            && l.contains(" 1,3 ")
+            && l.ends_with(" null")),
+        "{listing}"
+    );
+    assert!(listing.contains("a b\\nc"), "{listing}");
+}
+
+#[test]
+fn closed_stdout_is_quiet() {
+    let t = tempfile::tempdir().unwrap();
+    let root = hello_tree(t.path(), "hi");
+    let names: String = (0..2000).map(|_| "./lib\n./bin/hello\n").collect();
+    let names_file = t.path().join("names");
+    fs::write(&names_file, names).unwrap();
+    let rc = t.path().join("rc");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "({} layer -C {} < {}; echo $? > {}) | head -c 10 > /dev/null",
+            assert_cmd::cargo::cargo_bin("dockpack").display(),
+            root.display(),
+            names_file.display(),
+            rc.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(fs::read_to_string(&rc).unwrap(), "0\n");
+}
+
+#[test]
+fn oci_dir_failure_leaves_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let junk = t.path().join("junk.tar");
+    fs::write(&junk, vec![b'x'; 2048]).unwrap();
+    let dir = t.path().join("oci");
+    let o = dockpack()
+        .args(["image", "--oci-dir"])
+        .arg(&dir)
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!dir.exists());
+    assert_eq!(
+        fs::read_dir(t.path()).unwrap().count(),
+        1,
+        "temporary directory left behind"
+    );
+    // And a good one is complete.
+    let root = hello_tree(t.path(), "hi");
+    let l = t.path().join("l.tar");
+    layer(&root, &list(&root), &l);
+    let o = dockpack()
+        .args(["image", "--tag", "a/b:c", "--oci-dir"])
+        .arg(&dir)
+        .arg(&l)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let index = fs::read_to_string(dir.join("index.json")).unwrap();
+    assert!(
+        index.contains(r#""org.opencontainers.image.ref.name":"c""#),
+        "{index}"
+    );
+    assert!(
+        index.contains(r#""io.containerd.image.name":"docker.io/a/b:c""#),
+        "{index}"
+    );
+    let manifest = fs::read_to_string(dir.join("manifest.json")).unwrap();
+    assert!(manifest.contains(r#""RepoTags":["a/b:c"]"#), "{manifest}");
+}
