@@ -1,3 +1,6 @@
+//! The `elfdeps` command: parses the arguments and runs [`elfdeps::run`]
+//! under the shared runner (one-line errors, exit codes, quiet EPIPE).
+
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;

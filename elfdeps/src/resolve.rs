@@ -19,6 +19,13 @@
 //! - a candidate of another ELF class or machine is skipped; one that is
 //!   not ELF, or corrupt, stops the search (ld.so: "invalid ELF header").
 //!
+//! A dependency cycle between libraries (A needs B, B needs A) is legal
+//! for ld.so: each object is loaded once, and a name already loaded is not
+//! searched again. So it is here: the walk ends (every object enters the
+//! link map once, and the map is finite) and each library is listed once.
+//! Issue 3 lists cycles under bad input; refusing them would refuse
+//! programs that run, so elfdeps only guarantees they terminate.
+//!
 //! Not modelled, on purpose: `LD_LIBRARY_PATH` and `LD_PRELOAD` (the
 //! environment of a future run is unknown), `/etc/ld.so.preload`,
 //! glibc-hwcaps and legacy hwcap subdirectories (they depend on the CPU
