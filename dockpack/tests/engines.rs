@@ -161,10 +161,32 @@ fn real_engines_load_and_run_the_image() {
     let root = tree(t.path());
     let base = t.path().join("base.tar");
     layer(&root, &list(&root), &base);
-    // The upper layer deletes /gone: the whiteout line `layerdiff
-    // --whiteouts` prints for it.
+    // The upper layer deletes /gone: the lists before and after, and
+    // `layerdiff --whiteouts` between them (built beside dockpack:
+    // `cargo build -p layerdiff` with the same target dir).
     let upper = t.path().join("upper.tar");
-    layer(&root, "./.wh.gone 0100000-0-0-whiteout\n", &upper);
+    let base_list = t.path().join("base.list");
+    fs::write(&base_list, list(&root)).unwrap();
+    fs::rename(root.join("gone"), t.path().join("gone.saved")).unwrap();
+    let new_list = t.path().join("new.list");
+    fs::write(&new_list, list(&root)).unwrap();
+    fs::rename(t.path().join("gone.saved"), root.join("gone")).unwrap();
+    let layerdiff = assert_cmd::cargo::cargo_bin("dockpack").with_file_name("layerdiff");
+    let upper_list = if layerdiff.exists() {
+        let o = run(Command::new(&layerdiff)
+            .arg("--whiteouts")
+            .arg(&base_list)
+            .arg(&new_list));
+        text(&o)
+    } else {
+        eprintln!(
+            "note: {} not built; writing the whiteout line by hand",
+            layerdiff.display()
+        );
+        "./.wh.gone 0100000-0-0-whiteout\n".to_string()
+    };
+    assert_eq!(upper_list, "./.wh.gone 0100000-0-0-whiteout\n");
+    layer(&root, &upper_list, &upper);
 
     let name = format!("dockpack-test-{}", std::process::id());
     let tag = format!("{name}:1");
