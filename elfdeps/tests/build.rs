@@ -625,3 +625,25 @@ fn debian_tree_same_as_ldd_in_chroot() {
     assert!(!want.is_empty());
     assert_eq!(got, want);
 }
+
+/// A reader that goes away early (`elfdeps | head -0`) ends elfdeps quietly.
+#[test]
+fn closed_stdout_is_quiet() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_elfdeps"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.stdin.take().unwrap().write_all(b"/bin/ls\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
