@@ -110,7 +110,11 @@ fn run() -> Option<File> {
     let line = match run_inner(&mut ports) {
         Ok(line) => line,
         Err((code, msg)) => {
-            let _ = writeln!(io::stderr(), "kvmrun-init: {msg}");
+            // kvmrun prints the report's message; the console is the
+            // fallback when the report channel itself failed.
+            if ports.report.is_none() {
+                let _ = writeln!(io::stderr(), "kvmrun-init: {msg}");
+            }
             format!("error {code} {msg}")
         }
     };
@@ -153,7 +157,10 @@ fn run_inner(ports: &mut Ports) -> Result<String, Failed> {
         .stderr(console)
         .current_dir("/");
     if std::env::var_os("PATH").is_none() {
-        cmd.env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        cmd.env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        );
     }
     // A process group of its own, as a shell would give a job.
     cmd.process_group(0);
@@ -281,7 +288,11 @@ fn power_off(report: Option<File>, verbose: bool) {
     }
     // Only reached if reboot(2) failed: returning from PID 1 panics the
     // kernel, and kvmrun's `panic=-1` ends qemu then.
-    let _ = writeln!(io::stderr(), "kvmrun-init: power off: {}", io::Error::last_os_error());
+    let _ = writeln!(
+        io::stderr(),
+        "kvmrun-init: power off: {}",
+        io::Error::last_os_error()
+    );
 }
 
 fn cstr(s: &str) -> CString {

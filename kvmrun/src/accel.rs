@@ -77,7 +77,8 @@ pub struct Decision {
 
 /// Decides from what was asked and what the host has.
 pub fn decide(choice: Choice, probe: &Probe) -> Decision {
-    const PVM: &str = "/dev/kvm is a paravirtual KVM (kvm_pvm), under which an ordinary kernel hangs";
+    const PVM: &str =
+        "/dev/kvm is a paravirtual KVM (kvm_pvm), under which an ordinary kernel hangs";
     match choice {
         Choice::Tcg => Decision {
             accel: Accel::Tcg,
@@ -129,13 +130,23 @@ mod tests {
     #[test]
     fn auto_takes_hardware_kvm() {
         let d = decide(Choice::Auto, &probe());
-        assert_eq!(d, Decision { accel: Accel::Kvm, note: None });
+        assert_eq!(
+            d,
+            Decision {
+                accel: Accel::Kvm,
+                note: None
+            }
+        );
     }
 
     #[test]
     fn auto_refuses_paravirtual_kvm() {
         // The machines of issue 4: kvm + kvm_pvm, no kvm_intel/kvm_amd.
-        let p = Probe { paravirtual: true, hardware_module: false, ..probe() };
+        let p = Probe {
+            paravirtual: true,
+            hardware_module: false,
+            ..probe()
+        };
         let d = decide(Choice::Auto, &p);
         assert_eq!(d.accel, Accel::Tcg);
         let note = d.note.unwrap();
@@ -145,17 +156,30 @@ mod tests {
 
     #[test]
     fn auto_without_dev_kvm_or_module() {
-        let p = Probe { dev_kvm_error: Some("No such file or directory".into()), ..probe() };
+        let p = Probe {
+            dev_kvm_error: Some("No such file or directory".into()),
+            ..probe()
+        };
         assert_eq!(decide(Choice::Auto, &p).accel, Accel::Tcg);
-        let p = Probe { hardware_module: false, ..probe() };
+        let p = Probe {
+            hardware_module: false,
+            ..probe()
+        };
         assert_eq!(decide(Choice::Auto, &p).accel, Accel::Tcg);
-        let p = Probe { hardware_module: false, needs_hardware_module: false, ..probe() };
+        let p = Probe {
+            hardware_module: false,
+            needs_hardware_module: false,
+            ..probe()
+        };
         assert_eq!(decide(Choice::Auto, &p).accel, Accel::Kvm);
     }
 
     #[test]
     fn explicit_choices_are_obeyed() {
-        let p = Probe { paravirtual: true, ..probe() };
+        let p = Probe {
+            paravirtual: true,
+            ..probe()
+        };
         let d = decide(Choice::Kvm, &p);
         assert_eq!(d.accel, Accel::Kvm);
         assert!(d.note.is_some());

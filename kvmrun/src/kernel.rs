@@ -48,7 +48,10 @@ pub fn resolve(
     if let Some(p) = env.filter(|p| !p.is_empty()) {
         let p = Path::new(p);
         return check(p).map(|()| p.to_path_buf()).map_err(|why| {
-            filtertool::fail(code, format!("kernel {} (from $KVMRUN_KERNEL): {why}", p.display()))
+            filtertool::fail(
+                code,
+                format!("kernel {} (from $KVMRUN_KERNEL): {why}", p.display()),
+            )
         });
     }
     let mut candidates = Vec::new();
@@ -63,7 +66,12 @@ pub fn resolve(
             .collect(),
         Err(_) => Vec::new(),
     };
-    others.sort_by(|a, b| version_cmp(b.as_os_str().as_encoded_bytes(), a.as_os_str().as_encoded_bytes()));
+    others.sort_by(|a, b| {
+        version_cmp(
+            b.as_os_str().as_encoded_bytes(),
+            a.as_os_str().as_encoded_bytes(),
+        )
+    });
     let first = candidates.first().cloned();
     candidates.extend(others.into_iter().filter(|p| Some(p) != first.as_ref()));
 
@@ -81,7 +89,9 @@ pub fn resolve(
     );
     Err(match unreadable {
         Some((p, why)) => {
-            let mode = fs::metadata(&p).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0);
+            let mode = fs::metadata(&p)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0);
             filtertool::fail(
                 code,
                 format!(
@@ -181,7 +191,11 @@ mod tests {
 
     #[test]
     fn order_of_resolution() {
-        let b = boot_with(&["vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-10-amd64", "config-6.1.0-10-amd64"]);
+        let b = boot_with(&[
+            "vmlinuz-6.1.0-9-amd64",
+            "vmlinuz-6.1.0-10-amd64",
+            "config-6.1.0-10-amd64",
+        ]);
         let boot = b.path();
         // The running release first, when it is there.
         let got = resolve(None, None, Some("6.1.0-9-amd64"), boot).unwrap();
@@ -194,7 +208,10 @@ mod tests {
         let got = resolve(None, Some(env.as_os_str()), Some("6.18.0"), boot).unwrap();
         assert_eq!(got, env);
         let k = boot.join("config-6.1.0-10-amd64");
-        assert_eq!(resolve(Some(&k), Some(env.as_os_str()), None, boot).unwrap(), k);
+        assert_eq!(
+            resolve(Some(&k), Some(env.as_os_str()), None, boot).unwrap(),
+            k
+        );
     }
 
     #[test]
@@ -205,7 +222,13 @@ mod tests {
         assert!(msg.contains("apt-get install linux-image-"), "{msg}");
         assert!(msg.contains("--kernel"), "{msg}");
         assert_eq!(filtertool::failure_code(&e), Some(125));
-        let e = resolve(Some(Path::new("/nonexistent/vmlinuz")), None, None, b.path()).unwrap_err();
+        let e = resolve(
+            Some(Path::new("/nonexistent/vmlinuz")),
+            None,
+            None,
+            b.path(),
+        )
+        .unwrap_err();
         let msg = filtertool::one_line(&e);
         assert!(msg.starts_with("kernel /nonexistent/vmlinuz: "), "{msg}");
     }

@@ -77,7 +77,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     };
     let bytes = n.checked_mul(1u64 << shift).ok_or_else(bad)?;
     if bytes < 16 * MIB {
-        return Err(format!("{s:?} is too little memory for a Linux guest (at least 16M)"));
+        return Err(format!(
+            "{s:?} is too little memory for a Linux guest (at least 16M)"
+        ));
     }
     Ok(bytes)
 }
@@ -147,7 +149,12 @@ fn scan(r: &mut dyn BufRead, u: &mut Usage) -> io::Result<()> {
 
 /// One newc archive, up to and including its trailer.
 fn scan_newc(r: &mut dyn BufRead, u: &mut Usage) -> io::Result<()> {
-    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("bad newc cpio header: {what}"));
+    let invalid = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad newc cpio header: {what}"),
+        )
+    };
     loop {
         let mut h = [0u8; 110];
         r.read_exact(&mut h)?;
@@ -155,7 +162,8 @@ fn scan_newc(r: &mut dyn BufRead, u: &mut Usage) -> io::Result<()> {
             return Err(invalid("no 070701 magic"));
         }
         let field = |i: usize| -> io::Result<u64> {
-            let s = std::str::from_utf8(&h[6 + 8 * i..14 + 8 * i]).map_err(|_| invalid("not hex"))?;
+            let s =
+                std::str::from_utf8(&h[6 + 8 * i..14 + 8 * i]).map_err(|_| invalid("not hex"))?;
             u64::from_str_radix(s, 16).map_err(|_| invalid("not hex"))
         };
         let mode = field(1)?;
@@ -177,7 +185,9 @@ fn scan_newc(r: &mut dyn BufRead, u: &mut Usage) -> io::Result<()> {
         }
         u.entries += 1;
         if mode & 0o170000 == 0o100000 {
-            u.tmpfs_bytes = u.tmpfs_bytes.saturating_add(filesize.next_multiple_of(PAGE));
+            u.tmpfs_bytes = u
+                .tmpfs_bytes
+                .saturating_add(filesize.next_multiple_of(PAGE));
         }
     }
 }
@@ -205,21 +215,33 @@ mod tests {
     #[test]
     fn small_images_get_the_floor() {
         // A hello-world initrd: a few MB.
-        let u = Usage { file_bytes: 5 * MIB, tmpfs_bytes: 4 * MIB, entries: 20 };
+        let u = Usage {
+            file_bytes: 5 * MIB,
+            tmpfs_bytes: 4 * MIB,
+            entries: 20,
+        };
         assert_eq!(default_size(&u), MINIMUM);
     }
 
     #[test]
     fn big_images_get_twice_their_unpacked_size_plus_the_kernel() {
         // About the debootstrap minbase tree: 200 MB in 6.8k entries.
-        let u = Usage { file_bytes: 190 * MIB, tmpfs_bytes: 200 * MIB, entries: 6800 };
+        let u = Usage {
+            file_bytes: 190 * MIB,
+            tmpfs_bytes: 200 * MIB,
+            entries: 6800,
+        };
         let m = default_size(&u);
         let unpacked = 200 * MIB + 6800 * 1024;
         assert_eq!(m, (96 * MIB + 190 * MIB + 2 * unpacked).div_ceil(MIB) * MIB);
         // The tmpfs cap (half of RAM) holds what we unpack.
         assert!(m / 2 >= unpacked);
         // More than the seed's 3x + 64M would have given for a small image.
-        let small = Usage { file_bytes: 10 * MIB, tmpfs_bytes: 10 * MIB, entries: 10 };
+        let small = Usage {
+            file_bytes: 10 * MIB,
+            tmpfs_bytes: 10 * MIB,
+            entries: 10,
+        };
         assert!(default_size(&small) > 3 * 10 * MIB + 64 * MIB);
     }
 
@@ -242,9 +264,20 @@ mod tests {
     #[test]
     fn measures_concatenated_and_gzipped_archives() {
         let big = vec![7u8; 5000];
-        let a = archive(&[("bin", 0o40755, b""), ("bin/x", 0o100755, &big), ("l", 0o120777, b"bin/x")]);
+        let a = archive(&[
+            ("bin", 0o40755, b""),
+            ("bin/x", 0o100755, &big),
+            ("l", 0o120777, b"bin/x"),
+        ]);
         let u = measure_reader(&a[..]).unwrap();
-        assert_eq!(u, Usage { file_bytes: 0, tmpfs_bytes: 8192, entries: 3 });
+        assert_eq!(
+            u,
+            Usage {
+                file_bytes: 0,
+                tmpfs_bytes: 8192,
+                entries: 3
+            }
+        );
 
         let b = archive(&[("y", 0o100644, b"hi")]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -255,7 +288,14 @@ mod tests {
         all.extend_from_slice(&[0, 0, 0]);
         all.extend_from_slice(&a);
         let u = measure_reader(&all[..]).unwrap();
-        assert_eq!(u, Usage { file_bytes: 0, tmpfs_bytes: 8192 + 4096, entries: 4 });
+        assert_eq!(
+            u,
+            Usage {
+                file_bytes: 0,
+                tmpfs_bytes: 8192 + 4096,
+                entries: 4
+            }
+        );
     }
 
     #[test]

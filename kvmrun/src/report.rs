@@ -112,7 +112,10 @@ mod tests {
         c.feed(b"error 127 /bin/nope: command not found\n");
         assert_eq!(
             c.outcome,
-            Some(Outcome::Failed { code: 127, message: "/bin/nope: command not found".into() })
+            Some(Outcome::Failed {
+                code: 127,
+                message: "/bin/nope: command not found".into()
+            })
         );
     }
 

@@ -80,7 +80,13 @@ pub fn kernel_cmdline(spec: &Spec) -> String {
 pub fn qemu_args(spec: &Spec, ports: [RawFd; 3]) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |s: String| a.push(OsString::from(s));
-    for s in ["-nodefaults", "-no-user-config", "-no-reboot", "-display", "none"] {
+    for s in [
+        "-nodefaults",
+        "-no-user-config",
+        "-no-reboot",
+        "-display",
+        "none",
+    ] {
         push(s.to_string());
     }
     push("-accel".into());
@@ -128,7 +134,9 @@ impl Signals {
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(Signals { fd: OwnedFd::from_raw_fd(fd) })
+            Ok(Signals {
+                fd: OwnedFd::from_raw_fd(fd),
+            })
         }
     }
 
@@ -196,7 +204,11 @@ impl Console {
     fn tail(&self, lines: usize) -> String {
         let bytes: Vec<u8> = self.ring.iter().copied().collect();
         let text = String::from_utf8_lossy(&bytes);
-        let mut last: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let mut last: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         let keep = last.len().saturating_sub(lines);
         last.drain(..keep);
         last.join(" | ")
@@ -256,7 +268,12 @@ pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
     drop((con_w, out_w, rep_w));
 
     let mut guard = Guard { child: &mut child };
-    let result = relay(spec, signals, &mut guard, [&mut con_r, &mut out_r, &mut rep_r]);
+    let result = relay(
+        spec,
+        signals,
+        &mut guard,
+        [&mut con_r, &mut out_r, &mut rep_r],
+    );
     let status = guard.child.wait();
     let (channel, console, stop) = result?;
     let status = status.with_context(|| format!("waiting for {qemu_name}"))?;
@@ -277,7 +294,11 @@ pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
             ))
         }
         Some(Stop::Watchdog) => {
-            let hint = if spec.accel == Accel::Kvm { " (a paravirtual KVM hangs ordinary kernels: try --accel tcg)" } else { "" };
+            let hint = if spec.accel == Accel::Kvm {
+                " (a paravirtual KVM hangs ordinary kernels: try --accel tcg)"
+            } else {
+                ""
+            };
             return Err(filtertool::fail(
                 rf,
                 format!(
@@ -332,12 +353,20 @@ impl Drop for Guard<'_> {
 
 type Relayed = (Channel, Console, Option<Stop>);
 
-fn relay(spec: &Spec, signals: &Signals, guard: &mut Guard, fds: [&mut File; 3]) -> anyhow::Result<Relayed> {
+fn relay(
+    spec: &Spec,
+    signals: &Signals,
+    guard: &mut Guard,
+    fds: [&mut File; 3],
+) -> anyhow::Result<Relayed> {
     let start = Instant::now();
     let deadline = spec.timeout.map(|t| start + t);
     let watchdog = start + BOOT_WATCHDOG;
     let mut channel = Channel::default();
-    let mut console = Console { ring: VecDeque::new(), pending_cr: false };
+    let mut console = Console {
+        ring: VecDeque::new(),
+        pending_cr: false,
+    };
     let mut stop: Option<Stop> = None;
     let mut open = [true; 3];
     let mut buf = vec![0u8; 64 * 1024];
@@ -372,10 +401,26 @@ fn relay(spec: &Spec, signals: &Signals, guard: &mut Guard, fds: [&mut File; 3])
         // report (and drains stdout) before the kernel prints its last
         // lines, so this order sees them in the order they were written.
         let mut pfds = [
-            libc::pollfd { fd: fds[2].as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: fds[1].as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: fds[0].as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: signals.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: fds[2].as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: fds[1].as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: fds[0].as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: signals.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         let order = [2usize, 1, 0];
         for (k, &i) in order.iter().enumerate() {
@@ -457,20 +502,42 @@ mod tests {
     #[test]
     fn command_line() {
         let s = spec();
-        assert_eq!(kernel_cmdline(&s), "console=ttyS0 rdinit=/.kvmrun/init panic=-1 quiet loglevel=7");
-        let v = Spec { verbose: true, append: None, ..s.clone() };
-        assert_eq!(kernel_cmdline(&v), "console=ttyS0 rdinit=/.kvmrun/init panic=-1");
-        let a: Vec<String> = qemu_args(&s, [7, 8, 9]).iter().map(|x| x.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            kernel_cmdline(&s),
+            "console=ttyS0 rdinit=/.kvmrun/init panic=-1 quiet loglevel=7"
+        );
+        let v = Spec {
+            verbose: true,
+            append: None,
+            ..s.clone()
+        };
+        assert_eq!(
+            kernel_cmdline(&v),
+            "console=ttyS0 rdinit=/.kvmrun/init panic=-1"
+        );
+        let a: Vec<String> = qemu_args(&s, [7, 8, 9])
+            .iter()
+            .map(|x| x.to_string_lossy().into_owned())
+            .collect();
         let joined = a.join(" ");
-        assert!(joined.starts_with("-nodefaults -no-user-config -no-reboot -display none -accel tcg -m 128M -smp 2 "));
-        assert!(joined.contains("-chardev file,id=kvmrun0,path=/proc/self/fd/7 -serial chardev:kvmrun0"));
-        assert!(joined.contains("-chardev file,id=kvmrun2,path=/proc/self/fd/9 -serial chardev:kvmrun2"));
-        assert!(joined.contains("-kernel /boot/vmlinuz -initrd /tmp/x/initrd -append console=ttyS0"));
+        assert!(joined.starts_with(
+            "-nodefaults -no-user-config -no-reboot -display none -accel tcg -m 128M -smp 2 "
+        ));
+        assert!(joined
+            .contains("-chardev file,id=kvmrun0,path=/proc/self/fd/7 -serial chardev:kvmrun0"));
+        assert!(joined
+            .contains("-chardev file,id=kvmrun2,path=/proc/self/fd/9 -serial chardev:kvmrun2"));
+        assert!(
+            joined.contains("-kernel /boot/vmlinuz -initrd /tmp/x/initrd -append console=ttyS0")
+        );
     }
 
     #[test]
     fn console_keeps_lone_carriage_returns() {
-        let mut c = Console { ring: VecDeque::new(), pending_cr: false };
+        let mut c = Console {
+            ring: VecDeque::new(),
+            pending_cr: false,
+        };
         c.relay(b"[ 1.0] a\r", false);
         c.relay(b"\nx\ry\r\n", false);
         let got: Vec<u8> = c.ring.iter().copied().collect();
@@ -480,7 +547,10 @@ mod tests {
 
     #[test]
     fn console_tail_is_bounded() {
-        let mut c = Console { ring: VecDeque::new(), pending_cr: false };
+        let mut c = Console {
+            ring: VecDeque::new(),
+            pending_cr: false,
+        };
         for i in 0..10_000 {
             c.relay(format!("line {i}\n").as_bytes(), false);
         }
