@@ -55,7 +55,11 @@ pub struct Cli {
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// The command and its arguments, resolved inside DIR (default /init).
-    #[arg(value_name = "CMD", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub command: Vec<OsString>,
 }
 

@@ -86,7 +86,10 @@ fn interpreter(path: &Path) -> Option<Interp> {
     let head = &head[..n];
     if let Some(rest) = head.strip_prefix(b"#!") {
         let rest = rest.iter().skip_while(|b| **b == b' ' || **b == b'\t');
-        let name: Vec<u8> = rest.take_while(|b| !b" \t\n\0".contains(b)).copied().collect();
+        let name: Vec<u8> = rest
+            .take_while(|b| !b" \t\n\0".contains(b))
+            .copied()
+            .collect();
         return (!name.is_empty()).then(|| Interp::Script(PathBuf::from(OsStr::from_bytes(&name))));
     }
     if head.starts_with(b"\x7fELF") {
@@ -117,13 +120,22 @@ fn elf_interp(f: &File, head: &[u8]) -> Option<PathBuf> {
         _ => return None,
     };
     let (phoff, entsize, num) = if wide {
-        (int(head, 32, 8, le)?, int(head, 54, 2, le)?, int(head, 56, 2, le)?)
+        (
+            int(head, 32, 8, le)?,
+            int(head, 54, 2, le)?,
+            int(head, 56, 2, le)?,
+        )
     } else {
-        (int(head, 28, 4, le)?, int(head, 42, 2, le)?, int(head, 44, 2, le)?)
+        (
+            int(head, 28, 4, le)?,
+            int(head, 42, 2, le)?,
+            int(head, 44, 2, le)?,
+        )
     };
     let mut ph = vec![0u8; usize::try_from(entsize).ok()?.min(64)];
     for i in 0..num.min(256) {
-        f.read_exact_at(&mut ph, phoff.checked_add(i.checked_mul(entsize)?)?).ok()?;
+        f.read_exact_at(&mut ph, phoff.checked_add(i.checked_mul(entsize)?)?)
+            .ok()?;
         if int(&ph, 0, 4, le)? != 3 {
             continue; // not PT_INTERP
         }
@@ -148,7 +160,10 @@ pub fn explain(path: &Path, errno: Errno, dir: &str) -> anyhow::Error {
         Errno::ENOENT | Errno::ENOTDIR => {
             if fs::metadata(path).is_err() {
                 if fs::symlink_metadata(path).is_ok() {
-                    return fail(NOT_FOUND, format!("{shown}: a dangling symbolic link inside {dir}"));
+                    return fail(
+                        NOT_FOUND,
+                        format!("{shown}: a dangling symbolic link inside {dir}"),
+                    );
                 }
                 return fail(NOT_FOUND, format!("{shown}: not found inside {dir}"));
             }
@@ -159,7 +174,10 @@ pub fn explain(path: &Path, errno: Errno, dir: &str) -> anyhow::Error {
                     Some(Interp::Script(i)) if fs::metadata(&i).is_err() => {
                         return fail(
                             CANNOT_EXECUTE,
-                            format!("{shown}: its #! interpreter {} does not exist inside {dir}", i.display()),
+                            format!(
+                                "{shown}: its #! interpreter {} does not exist inside {dir}",
+                                i.display()
+                            ),
                         );
                     }
                     Some(Interp::Elf(i)) if fs::metadata(&i).is_err() => {
@@ -175,7 +193,10 @@ pub fn explain(path: &Path, errno: Errno, dir: &str) -> anyhow::Error {
                     _ => break,
                 }
             }
-            fail(CANNOT_EXECUTE, format!("{shown}: cannot execute: {}", errno.desc()))
+            fail(
+                CANNOT_EXECUTE,
+                format!("{shown}: cannot execute: {}", errno.desc()),
+            )
         }
         Errno::EACCES => {
             let why = match fs::metadata(path) {
@@ -192,9 +213,14 @@ pub fn explain(path: &Path, errno: Errno, dir: &str) -> anyhow::Error {
         }
         Errno::ENOEXEC => fail(
             CANNOT_EXECUTE,
-            format!("{shown}: not an executable format this kernel runs (a script needs a #! line)"),
+            format!(
+                "{shown}: not an executable format this kernel runs (a script needs a #! line)"
+            ),
         ),
-        other => fail(CANNOT_EXECUTE, format!("{shown}: cannot execute: {}", other.desc())),
+        other => fail(
+            CANNOT_EXECUTE,
+            format!("{shown}: cannot execute: {}", other.desc()),
+        ),
     }
 }
 
@@ -214,7 +240,11 @@ mod tests {
         fs::write(&s, "#!  /nonexistent/sh -e\necho\n").unwrap();
         let e = explain(&s, Errno::ENOENT, "DIR");
         assert_eq!(code(&e), 126);
-        assert!(e.to_string().contains("#! interpreter /nonexistent/sh does not exist inside DIR"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("#! interpreter /nonexistent/sh does not exist inside DIR"),
+            "{e}"
+        );
         // A real ELF (this test binary) whose interpreter exists: generic 126.
         let me = std::env::current_exe().unwrap();
         if let Some(Interp::Elf(i)) = interpreter(&me) {
@@ -241,13 +271,20 @@ mod tests {
         fs::write(&p, &b).unwrap();
         let e = explain(&p, Errno::ENOENT, "DIR");
         assert_eq!(code(&e), 126);
-        assert!(e.to_string().contains("ELF interpreter /lib/ld-x.so does not exist"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("ELF interpreter /lib/ld-x.so does not exist"),
+            "{e}"
+        );
     }
 
     #[test]
     fn not_found_directory_and_no_x_bit() {
         let t = tempfile::tempdir().unwrap();
-        assert_eq!(code(&explain(&t.path().join("nope"), Errno::ENOENT, "D")), 127);
+        assert_eq!(
+            code(&explain(&t.path().join("nope"), Errno::ENOENT, "D")),
+            127
+        );
         symlink("/nowhere", t.path().join("dangling")).unwrap();
         let e = explain(&t.path().join("dangling"), Errno::ENOENT, "D");
         assert_eq!(code(&e), 127);

@@ -68,8 +68,9 @@ pub fn prepare(root: &Path, target: &Path, kind: Kind) -> Result<PathBuf> {
                 if links > MAX_LINKS {
                     bail!("mount point {shown}: too many levels of symbolic links");
                 }
-                let dest = fs::read_link(&here)
-                    .with_context(|| format!("mount point {shown}: reading {}", inside.display()))?;
+                let dest = fs::read_link(&here).with_context(|| {
+                    format!("mount point {shown}: reading {}", inside.display())
+                })?;
                 if dest.is_absolute() {
                     done.clear();
                 }
@@ -77,7 +78,10 @@ pub fn prepare(root: &Path, target: &Path, kind: Kind) -> Result<PathBuf> {
             }
             Ok(md) => {
                 if !last && !md.is_dir() {
-                    bail!("mount point {shown}: {} is not a directory", inside.display());
+                    bail!(
+                        "mount point {shown}: {} is not a directory",
+                        inside.display()
+                    );
                 }
                 if last && kind == Kind::Dir && !md.is_dir() {
                     bail!("mount point {shown}: not a directory, but a directory is to be mounted on it");
@@ -99,7 +103,10 @@ pub fn prepare(root: &Path, target: &Path, kind: Kind) -> Result<PathBuf> {
                     DirBuilder::new().mode(0o755).create(&here)
                 };
                 made.with_context(|| {
-                    format!("creating mount point {} inside the container", inside.display())
+                    format!(
+                        "creating mount point {} inside the container",
+                        inside.display()
+                    )
                 })?;
                 done.push(name);
             }
@@ -126,7 +133,10 @@ mod tests {
         assert_eq!(p, Path::new("/a/f"));
         assert!(t.path().join("a/f").is_file());
         // Existing points are reused.
-        assert_eq!(prepare(t.path(), Path::new("a/b/c"), Kind::Dir).unwrap(), Path::new("/a/b/c"));
+        assert_eq!(
+            prepare(t.path(), Path::new("a/b/c"), Kind::Dir).unwrap(),
+            Path::new("/a/b/c")
+        );
     }
 
     #[test]
@@ -147,7 +157,10 @@ mod tests {
         fs::create_dir(t.path().join("outside")).unwrap();
         symlink("../outside", root.join("esc")).unwrap();
         let e = prepare(&root, Path::new("/esc/sub"), Kind::Dir).unwrap_err();
-        assert!(format!("{e:#}").contains("leads above the container root"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("leads above the container root"),
+            "{e:#}"
+        );
         assert!(!t.path().join("outside/sub").exists());
         assert!(prepare(&root, Path::new("/../x"), Kind::Dir).is_err());
     }

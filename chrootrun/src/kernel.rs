@@ -97,7 +97,11 @@ impl Kernel for Nix {
             libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
         }))
         .context("bringing up lo: socket")?;
-        let mut req = IfReq { name: [0; 16], flags: 0, pad: [0; 22] };
+        let mut req = IfReq {
+            name: [0; 16],
+            flags: 0,
+            pad: [0; 22],
+        };
         req.name[..2].copy_from_slice(b"lo");
         // SAFETY: req is a valid, properly sized struct ifreq for both ioctls.
         let got = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
@@ -110,13 +114,25 @@ impl Kernel for Nix {
     }
 
     fn make_mounts_private(&mut self) -> Result<()> {
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-            .context("making the mounts private (mount --make-rprivate /)")
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .context("making the mounts private (mount --make-rprivate /)")
     }
 
     fn bind_onto_itself(&mut self, dir: &Path) -> Result<()> {
-        mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .with_context(|| format!("binding {} onto itself", dir.display()))
+        mount(
+            Some(dir),
+            dir,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .with_context(|| format!("binding {} onto itself", dir.display()))
     }
 
     fn clone_tree(&mut self, source: &Path, readonly: bool) -> Result<(OwnedFd, Kind)> {
@@ -130,9 +146,15 @@ impl Kernel for Nix {
                 OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint,
             )
         };
-        let fd = owned_fd(ret).with_context(|| format!("cloning the mounts at {}", source.display()))?;
+        let fd =
+            owned_fd(ret).with_context(|| format!("cloning the mounts at {}", source.display()))?;
         if readonly {
-            let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+            let attr = MountAttr {
+                attr_set: MOUNT_ATTR_RDONLY,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
             // SAFETY: attr lives across the call and its size is passed.
             let ret = unsafe {
                 libc::syscall(
@@ -158,8 +180,9 @@ impl Kernel for Nix {
     fn new_proc(&mut self) -> Result<OwnedFd> {
         let proc: &CStr = c"proc";
         // SAFETY: fsopen/fsconfig/fsmount with valid strings; fds owned below.
-        let fs = owned_fd(unsafe { libc::syscall(libc::SYS_fsopen, proc.as_ptr(), FSOPEN_CLOEXEC) })
-            .context("mounting proc: fsopen")?;
+        let fs =
+            owned_fd(unsafe { libc::syscall(libc::SYS_fsopen, proc.as_ptr(), FSOPEN_CLOEXEC) })
+                .context("mounting proc: fsopen")?;
         // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux.
         let ret = unsafe {
             libc::syscall(
@@ -176,8 +199,10 @@ impl Kernel for Nix {
         // not mount a more permissive proc (mount_too_revealing in fs/namespace.c).
         let attrs = (MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) as libc::c_uint;
         // SAFETY: as above.
-        let mnt = owned_fd(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
-            .context("mounting proc: fsmount")?;
+        let mnt = owned_fd(unsafe {
+            libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs)
+        })
+        .context("mounting proc: fsmount")?;
         Ok(mnt)
     }
 
@@ -186,7 +211,8 @@ impl Kernel for Nix {
         // MNT_DETACH)" stacks the old root on the new one and detaches it,
         // with no directory needed inside DIR.
         nix::unistd::chdir(dir).with_context(|| format!("entering {}", dir.display()))?;
-        nix::unistd::pivot_root(".", ".").with_context(|| format!("pivot_root into {}", dir.display()))?;
+        nix::unistd::pivot_root(".", ".")
+            .with_context(|| format!("pivot_root into {}", dir.display()))?;
         umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
         nix::unistd::chdir("/").context("entering the new root")?;
         Ok(())
@@ -214,12 +240,19 @@ impl Kernel for Nix {
     }
 
     fn mount_tmpfs(&mut self, target: &Path, flags: MsFlags) -> Result<()> {
-        mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some("mode=0755"))
-            .with_context(|| format!("mounting a tmpfs on {}", target.display()))
+        mount(
+            Some("tmpfs"),
+            target,
+            Some("tmpfs"),
+            flags,
+            Some("mode=0755"),
+        )
+        .with_context(|| format!("mounting a tmpfs on {}", target.display()))
     }
 
     fn symlink(&mut self, dest: &str, link: &Path) -> Result<()> {
-        std::os::unix::fs::symlink(dest, link).with_context(|| format!("creating {}", link.display()))
+        std::os::unix::fs::symlink(dest, link)
+            .with_context(|| format!("creating {}", link.display()))
     }
 
     fn remount_root_readonly(&mut self) -> Result<()> {
@@ -240,7 +273,8 @@ impl Kernel for Nix {
                 flags |= m;
             }
         }
-        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).context("making the root read-only")
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .context("making the root read-only")
     }
 
     fn chdir(&mut self, dir: &Path) -> Result<()> {

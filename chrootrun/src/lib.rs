@@ -91,39 +91,59 @@ impl Options {
                 None => (bytes, bytes),
             };
             if src.is_empty() || dst.is_empty() {
-                return Err(usage(format!("{opt} {}: expected SRC:DST", spec.to_string_lossy())));
+                return Err(usage(format!(
+                    "{opt} {}: expected SRC:DST",
+                    spec.to_string_lossy()
+                )));
             }
             let src = Path::new(std::ffi::OsStr::from_bytes(src));
             let source = fs::canonicalize(src)
                 .map_err(|e| fail(RUNNER_FAILED, format!("{opt} {}: {e}", src.display())))?;
             let target = PathBuf::from(std::ffi::OsStr::from_bytes(dst));
-            mounts.push(Mount::Bind { source, target, readonly });
+            mounts.push(Mount::Bind {
+                source,
+                target,
+                readonly,
+            });
         }
         setup::sort_mounts(&mut mounts);
 
         if let Some(h) = &cli.hostname {
             if h.is_empty() || h.len() > 64 {
-                return Err(usage(format!("--hostname {}: 1 to 64 bytes", h.to_string_lossy())));
+                return Err(usage(format!(
+                    "--hostname {}: 1 to 64 bytes",
+                    h.to_string_lossy()
+                )));
             }
         }
 
         // The environment: inherited (or empty), then --env in order.
-        let mut env: Vec<(OsString, OsString)> = if cli.clearenv { Vec::new() } else { std::env::vars_os().collect() };
+        let mut env: Vec<(OsString, OsString)> = if cli.clearenv {
+            Vec::new()
+        } else {
+            std::env::vars_os().collect()
+        };
         for kv in &cli.env {
             let b = kv.as_bytes();
             let Some(i) = b.iter().position(|&c| c == b'=').filter(|&i| i > 0) else {
-                return Err(usage(format!("--env {}: expected K=V", kv.to_string_lossy())));
+                return Err(usage(format!(
+                    "--env {}: expected K=V",
+                    kv.to_string_lossy()
+                )));
             };
-            let (k, v) = (OsString::from_vec(b[..i].to_vec()), OsString::from_vec(b[i + 1..].to_vec()));
+            let (k, v) = (
+                OsString::from_vec(b[..i].to_vec()),
+                OsString::from_vec(b[i + 1..].to_vec()),
+            );
             match env.iter_mut().find(|(ek, _)| *ek == k) {
                 Some(slot) => slot.1 = v,
                 None => env.push((k, v)),
             }
         }
-        let path = env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map_or_else(|| execute::DEFAULT_PATH.as_bytes().to_vec(), |(_, v)| v.as_bytes().to_vec());
+        let path = env.iter().find(|(k, _)| k == "PATH").map_or_else(
+            || execute::DEFAULT_PATH.as_bytes().to_vec(),
+            |(_, v)| v.as_bytes().to_vec(),
+        );
         let env = env
             .into_iter()
             .map(|(k, v)| {
@@ -134,7 +154,11 @@ impl Options {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
 
-        let command = if cli.command.is_empty() { vec![OsString::from("/init")] } else { cli.command };
+        let command = if cli.command.is_empty() {
+            vec![OsString::from("/init")]
+        } else {
+            cli.command
+        };
         let argv = command
             .into_iter()
             .map(|a| cstring(a.into_vec(), "an argument"))
@@ -149,7 +173,12 @@ impl Options {
                 loopback: cli.net,
                 cwd: cli.cwd.unwrap_or_else(|| PathBuf::from("/")),
             },
-            program: Program { argv, env, path, dir: shown },
+            program: Program {
+                argv,
+                env,
+                path,
+                dir: shown,
+            },
             timeout: cli.timeout.filter(|t| !t.is_zero()),
             proc: cli.proc,
             net: cli.net,

@@ -39,7 +39,11 @@ pub enum Mount {
     Proc,
     Dev,
     Tmpfs(PathBuf),
-    Bind { source: PathBuf, target: PathBuf, readonly: bool },
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        readonly: bool,
+    },
 }
 
 impl Mount {
@@ -57,7 +61,12 @@ impl Mount {
 /// order among equals, so `--tmpfs /a --bind x:/a/b` and `--bind x:/a/b
 /// --tmpfs /a` both mount /a first.
 pub fn sort_mounts(mounts: &mut [Mount]) {
-    mounts.sort_by_key(|m| m.target().components().filter(|c| matches!(c, std::path::Component::Normal(_))).count());
+    mounts.sort_by_key(|m| {
+        m.target()
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count()
+    });
 }
 
 /// Host device nodes bound into `--dev`'s tmpfs (bubblewrap's list).
@@ -71,7 +80,11 @@ pub const DEV_LINKS: [(&str, &str); 4] = [
 ];
 
 enum Ready<D> {
-    Attach { mount: D, target: PathBuf, kind: Kind },
+    Attach {
+        mount: D,
+        target: PathBuf,
+        kind: Kind,
+    },
     Tmpfs(PathBuf),
     Dev(Vec<(D, &'static str)>),
 }
@@ -89,7 +102,11 @@ pub fn run<K: Kernel>(k: &mut K, plan: &Plan) -> Result<()> {
     let mut ready = Vec::new();
     for m in &plan.mounts {
         ready.push(match m {
-            Mount::Proc => Ready::Attach { mount: k.new_proc()?, target: "/proc".into(), kind: Kind::Dir },
+            Mount::Proc => Ready::Attach {
+                mount: k.new_proc()?,
+                target: "/proc".into(),
+                kind: Kind::Dir,
+            },
             Mount::Dev => {
                 let mut nodes = Vec::new();
                 for n in DEV_NODES {
@@ -99,16 +116,28 @@ pub fn run<K: Kernel>(k: &mut K, plan: &Plan) -> Result<()> {
                 Ready::Dev(nodes)
             }
             Mount::Tmpfs(t) => Ready::Tmpfs(t.clone()),
-            Mount::Bind { source, target, readonly } => {
+            Mount::Bind {
+                source,
+                target,
+                readonly,
+            } => {
                 let (mount, kind) = k.clone_tree(source, *readonly)?;
-                Ready::Attach { mount, target: target.clone(), kind }
+                Ready::Attach {
+                    mount,
+                    target: target.clone(),
+                    kind,
+                }
             }
         });
     }
     k.pivot_root(&plan.root)?;
     for r in ready {
         match r {
-            Ready::Attach { mount, target, kind } => {
+            Ready::Attach {
+                mount,
+                target,
+                kind,
+            } => {
                 let at = k.mount_point(&target, kind)?;
                 k.attach(mount, &at)?;
             }
@@ -151,7 +180,11 @@ mod tests {
 
     impl Recorder {
         fn note(&mut self, name: &'static str, what: String) -> Result<()> {
-            self.calls.push(if what.is_empty() { name.to_string() } else { format!("{name} {what}") });
+            self.calls.push(if what.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name} {what}")
+            });
             if self.fail_at == Some(name) {
                 bail!("{name} failed");
             }
@@ -176,7 +209,11 @@ mod tests {
         fn clone_tree(&mut self, source: &Path, readonly: bool) -> Result<(String, Kind)> {
             let s = format!("{}{}", source.display(), if readonly { " ro" } else { "" });
             self.note("clone", s.clone())?;
-            let kind = if source.starts_with("/dev") { Kind::File } else { Kind::Dir };
+            let kind = if source.starts_with("/dev") {
+                Kind::File
+            } else {
+                Kind::Dir
+            };
             Ok((s, kind))
         }
         fn new_proc(&mut self) -> Result<String> {
@@ -224,7 +261,11 @@ mod tests {
     fn steps_run_in_the_order_the_kernel_needs() {
         let mut k = Recorder::default();
         let p = plan(vec![
-            Mount::Bind { source: "/src".into(), target: "/data".into(), readonly: true },
+            Mount::Bind {
+                source: "/src".into(),
+                target: "/data".into(),
+                readonly: true,
+            },
             Mount::Proc,
         ]);
         run(&mut k, &p).unwrap();
@@ -254,13 +295,23 @@ mod tests {
         run(&mut k, &plan(vec![Mount::Dev])).unwrap();
         let pivot = k.calls.iter().position(|c| c == "pivot /c").unwrap();
         for n in DEV_NODES {
-            let clone = k.calls.iter().position(|c| *c == format!("clone /dev/{n}")).unwrap();
-            let attach = k.calls.iter().position(|c| *c == format!("attach /dev/{n} on /dev/{n}")).unwrap();
+            let clone = k
+                .calls
+                .iter()
+                .position(|c| *c == format!("clone /dev/{n}"))
+                .unwrap();
+            let attach = k
+                .calls
+                .iter()
+                .position(|c| *c == format!("attach /dev/{n} on /dev/{n}"))
+                .unwrap();
             assert!(clone < pivot && pivot < attach, "{:?}", k.calls);
         }
         let tmpfs = k.calls.iter().position(|c| c == "tmpfs /dev").unwrap();
         assert!(tmpfs > pivot);
-        assert!(k.calls.contains(&"symlink /dev/fd -> /proc/self/fd".to_string()));
+        assert!(k
+            .calls
+            .contains(&"symlink /dev/fd -> /proc/self/fd".to_string()));
     }
 
     #[test]
@@ -269,23 +320,37 @@ mod tests {
         run(
             &mut k,
             &plan(vec![
-                Mount::Bind { source: "/x".into(), target: "/a/b".into(), readonly: false },
+                Mount::Bind {
+                    source: "/x".into(),
+                    target: "/a/b".into(),
+                    readonly: false,
+                },
                 Mount::Tmpfs("/a".into()),
             ]),
         )
         .unwrap();
         let a = k.calls.iter().position(|c| c == "tmpfs /a").unwrap();
-        let b = k.calls.iter().position(|c| c == "attach /x on /a/b").unwrap();
+        let b = k
+            .calls
+            .iter()
+            .position(|c| c == "attach /x on /a/b")
+            .unwrap();
         assert!(a < b, "{:?}", k.calls);
     }
 
     #[test]
     fn a_failed_step_stops_everything_after_it() {
-        let mut k = Recorder { fail_at: Some("pivot"), ..Default::default() };
+        let mut k = Recorder {
+            fail_at: Some("pivot"),
+            ..Default::default()
+        };
         let e = run(&mut k, &plan(vec![Mount::Tmpfs("/tmp".into())])).unwrap_err();
         assert_eq!(e.to_string(), "pivot failed");
         assert_eq!(k.calls.last().map(String::as_str), Some("pivot /c"));
-        let mut k = Recorder { fail_at: Some("rprivate"), ..Default::default() };
+        let mut k = Recorder {
+            fail_at: Some("rprivate"),
+            ..Default::default()
+        };
         assert!(run(&mut k, &plan(vec![])).is_err());
         assert!(!k.calls.iter().any(|c| c.starts_with("bind-self")));
     }

@@ -3,7 +3,6 @@
 //! errors through a close-on-exec pipe, wait, forward signals, and kill the
 //! whole PID namespace on --timeout.
 
-
 use std::fs;
 use std::io::{Read, Write};
 use std::mem::MaybeUninit;
@@ -15,7 +14,7 @@ use anyhow::Context;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, sigprocmask, signal, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{kill, signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
@@ -28,7 +27,13 @@ use crate::{execute, kernel, setup, Options};
 /// The signals the parent (and the tiny init) handle synchronously.
 fn watched() -> SigSet {
     let mut s = SigSet::empty();
-    for sig in [Signal::SIGCHLD, Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+    for sig in [
+        Signal::SIGCHLD,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
         s.add(sig);
     }
     s
@@ -120,12 +125,21 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
     let child = match clone_process(flags) {
         Err(errno) => {
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-            return Err(fail(RUNNER_FAILED, userns::refusal(errno, euid, &Knobs::read(Path::new("/proc")))));
+            return Err(fail(
+                RUNNER_FAILED,
+                userns::refusal(errno, euid, &Knobs::read(Path::new("/proc"))),
+            ));
         }
         Ok(None) => {
             drop(sync_w);
             drop(err_r);
-            child_main(opts, sync_r, err_w, &old, opts.timeout.is_some() && !opts.proc)
+            child_main(
+                opts,
+                sync_r,
+                err_w,
+                &old,
+                opts.timeout.is_some() && !opts.proc,
+            )
         }
         Ok(Some(pid)) => pid,
     };
@@ -151,7 +165,9 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
 
     // EOF means the program was exec'd; anything else is the child's error.
     let mut report = Vec::new();
-    fs::File::from(err_r).read_to_end(&mut report).context("reading the container's report")?;
+    fs::File::from(err_r)
+        .read_to_end(&mut report)
+        .context("reading the container's report")?;
     if let Some((&code, msg)) = report.split_first() {
         let mut msg = String::from_utf8_lossy(msg).into_owned();
         if code == RUNNER_FAILED && (msg.contains("EPERM") || msg.contains("EACCES")) {
@@ -180,13 +196,20 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
             // The child is PID 1 of its namespace: killing it kills all.
             drop(reaper);
             let secs = opts.timeout.map_or(0.0, |t| t.as_secs_f64());
-            return Err(fail(TIMEOUT, format!("timed out after {secs}s: killed the container")));
+            return Err(fail(
+                TIMEOUT,
+                format!("timed out after {secs}s: killed the container"),
+            ));
         }
-        let Some(info) = wait_signal(&set, left) else { continue };
+        let Some(info) = wait_signal(&set, left) else {
+            continue;
+        };
         if info.si_signo == libc::SIGCHLD {
             continue;
         }
-        let Ok(sig) = Signal::try_from(info.si_signo) else { continue };
+        let Ok(sig) = Signal::try_from(info.si_signo) else {
+            continue;
+        };
         // A signal from the terminal (SI_KERNEL) reached the whole process
         // group, the program included; pass on only those sent to us.
         let from_tty = info.si_code == libc::SI_KERNEL;
@@ -256,7 +279,9 @@ fn report(err_w: OwnedFd, e: &anyhow::Error) -> ! {
 fn tiny_init(program: Pid) -> ! {
     let set = watched();
     let code = loop {
-        let Some(info) = wait_signal(&set, None) else { continue };
+        let Some(info) = wait_signal(&set, None) else {
+            continue;
+        };
         if info.si_signo == libc::SIGCHLD {
             let mut done = None;
             loop {
@@ -278,4 +303,3 @@ fn tiny_init(program: Pid) -> ! {
     // SAFETY: _exit is always safe.
     unsafe { libc::_exit(i32::from(code)) }
 }
-

@@ -128,7 +128,10 @@ pub fn knob(euid: u32, k: &Knobs) -> Option<String> {
                 .into(),
         );
     }
-    if unprivileged && k.apparmor_restrict_unprivileged_userns.is_some_and(|v| v > 0) {
+    if unprivileged
+        && k.apparmor_restrict_unprivileged_userns
+            .is_some_and(|v| v > 0)
+    {
         return Some(
             "kernel.apparmor_restrict_unprivileged_userns=1 restricts user namespaces to programs \
              with an AppArmor profile allowing `userns,` (Ubuntu 23.10 and later); add such a \
@@ -210,7 +213,10 @@ mod tests {
         ]);
         let m = refusal(Errno::EPERM, 1000, &Knobs::read(d.path()));
         assert!(m.contains("kernel.unprivileged_userns_clone=0"), "{m}");
-        assert!(m.contains("sysctl -w kernel.unprivileged_userns_clone=1"), "{m}");
+        assert!(
+            m.contains("sysctl -w kernel.unprivileged_userns_clone=1"),
+            "{m}"
+        );
         // Root is not subject to it: then nothing explains the EPERM.
         let m = refusal(Errno::EPERM, 0, &Knobs::read(d.path()));
         assert!(m.contains("seccomp"), "{m}");
@@ -245,7 +251,10 @@ mod tests {
     fn eperm_without_a_knob_blames_a_sandbox() {
         let d = fake(&[
             ("sys/user/max_user_namespaces", "63000\n"),
-            ("self/status", "Name:\tx\nSeccomp:\t2\nSeccomp_filters:\t1\n"),
+            (
+                "self/status",
+                "Name:\tx\nSeccomp:\t2\nSeccomp_filters:\t1\n",
+            ),
         ]);
         let m = refusal(Errno::EPERM, 1000, &Knobs::read(d.path()));
         assert!(m.contains("seccomp filter or container sandbox"), "{m}");
@@ -274,6 +283,9 @@ mod tests {
         assert!(!m.deny_setgroups);
         // Root of a nested namespace (`unshare -r`) owns one id only.
         let m = IdMaps::for_caller(0, 0, "0 1000 1\n", "0 100 1\n");
-        assert_eq!((m.uid_map.as_str(), m.gid_map.as_str()), ("0 0 1\n", "0 0 1\n"));
+        assert_eq!(
+            (m.uid_map.as_str(), m.gid_map.as_str()),
+            ("0 0 1\n", "0 0 1\n")
+        );
     }
 }

@@ -1,0 +1,571 @@
+//! End-to-end tests of chrootrun, run as root and as an ordinary user
+//! (created with useradd when the tests run as root), on real trees: a
+//! hello-world container, busybox trees, and a static escape probe.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const USER: &str = "chrootrun-test";
+
+#[derive(Clone, Copy, Debug)]
+struct Caller {
+    /// None: the current process (root or not); Some: the test user via setpriv.
+    user: Option<(u32, u32)>,
+    userns_ok: bool,
+}
+
+fn id_of(flag: &str) -> Option<u32> {
+    let o = Command::new("id").args([flag, USER]).output().ok()?;
+    String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+}
+
+fn callers() -> Vec<Caller> {
+    static CALLERS: OnceLock<Vec<Caller>> = OnceLock::new();
+    CALLERS
+        .get_or_init(|| {
+            let me = Caller {
+                user: None,
+                userns_ok: true,
+            };
+            if !nix::unistd::geteuid().is_root() {
+                eprintln!("not root: testing as the current user only");
+                let ok = Command::new("unshare")
+                    .args(["-r", "true"])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                return vec![Caller {
+                    userns_ok: ok,
+                    ..me
+                }];
+            }
+            if id_of("-u").is_none() {
+                let _ = Command::new("useradd")
+                    .args([
+                        "--system",
+                        "--no-create-home",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        USER,
+                    ])
+                    .status();
+            }
+            let (Some(uid), Some(gid)) = (id_of("-u"), id_of("-g")) else {
+                eprintln!("cannot create user {USER}: testing as root only");
+                return vec![me];
+            };
+            let ok = Command::new("setpriv")
+                .args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={gid}"),
+                    "--clear-groups",
+                    "unshare",
+                    "-r",
+                    "true",
+                ])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("user namespaces are refused to {USER}: its tests assert the diagnostic");
+            }
+            vec![
+                me,
+                Caller {
+                    user: Some((uid, gid)),
+                    userns_ok: ok,
+                },
+            ]
+        })
+        .clone()
+}
+
+/// A 0755 directory under /tmp that the test user can reach, holding a copy
+/// of the binary and the trees, owned by the caller.
+struct Fixture {
+    dir: tempfile::TempDir,
+    caller: Caller,
+    bin: PathBuf,
+}
+
+impl Fixture {
+    fn new(caller: Caller) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix("chrootrun-test")
+            .tempdir_in("/tmp")
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.path().join("chrootrun");
+        fs::copy(env!("CARGO_BIN_EXE_chrootrun"), &bin).unwrap();
+        Fixture { dir, caller, bin }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// A tree with busybox and applet links.
+    fn busybox(&self, name: &str) -> PathBuf {
+        let t = self.path(name);
+        fs::create_dir_all(t.join("bin")).unwrap();
+        fs::copy("/bin/busybox", t.join("bin/busybox")).unwrap();
+        for a in [
+            "sh", "echo", "cat", "ls", "touch", "sleep", "setsid", "hostname", "env", "pwd",
+            "ifconfig", "yes", "head", "readlink", "wc",
+        ] {
+            symlink("busybox", t.join("bin").join(a)).unwrap();
+        }
+        t
+    }
+
+    fn cc(&self, src: &str, out: &Path, stat: bool) {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(src);
+        let mut c = Command::new("cc");
+        if stat {
+            c.arg("-static");
+        }
+        let st = c.arg("-O1").arg("-o").arg(out).arg(&src).status().unwrap();
+        assert!(st.success(), "cc {}", src.display());
+    }
+
+    /// The hello container: bin/hello, its libraries (from ldd), /init -> bin/hello.
+    fn hello(&self, name: &str) -> PathBuf {
+        let t = self.path(name);
+        fs::create_dir_all(t.join("bin")).unwrap();
+        self.cc("hello.c", &t.join("bin/hello"), false);
+        let ldd = Command::new("ldd")
+            .arg(t.join("bin/hello"))
+            .output()
+            .unwrap();
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            let lib = line.split_whitespace().find(|w| w.starts_with('/'));
+            if let Some(lib) = lib {
+                let dst = t.join(lib.trim_start_matches('/'));
+                fs::create_dir_all(dst.parent().unwrap()).unwrap();
+                fs::copy(lib, &dst).unwrap();
+            }
+        }
+        symlink("bin/hello", t.join("init")).unwrap();
+        t
+    }
+
+    /// Gives the trees to the caller (an unprivileged root can write only its own files).
+    fn own(&self) {
+        if let Some((uid, gid)) = self.caller.user {
+            let st = Command::new("chown")
+                .arg("-R")
+                .arg(format!("{uid}:{gid}"))
+                .arg(self.dir.path())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+    }
+
+    fn command(&self, prog: &Path) -> Command {
+        match self.caller.user {
+            None => Command::new(prog),
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={gid}"),
+                    "--clear-groups",
+                    "--",
+                ]);
+                c.arg(prog);
+                c
+            }
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.own();
+        let out = self.command(&self.bin).args(args).output().unwrap();
+        eprintln!(
+            "{:?} {args:?} -> {:?}\nstdout: {}stderr: {}",
+            self.caller.user,
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `check` for every caller; where user namespaces are refused,
+/// asserts the diagnostic instead.
+fn each_caller(check: impl Fn(&Fixture)) {
+    for caller in callers() {
+        let f = Fixture::new(caller);
+        if !caller.userns_ok {
+            let t = f.busybox("t");
+            let o = f.run(&[t.to_str().unwrap(), "/bin/true"]);
+            assert_eq!(o.status.code(), Some(125));
+            assert!(stderr(&o).contains("user namespace"), "{}", stderr(&o));
+            continue;
+        }
+        check(&f);
+        // Nothing of ours stays mounted on the host.
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(f.dir.path().to_str().unwrap()),
+            "left mounted: {mounts}"
+        );
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn hello_container_says_hello() {
+    each_caller(|f| {
+        let t = f.hello("hello");
+        let o = f.run(&[s(&t)]);
+        assert_eq!(o.status.code(), Some(0));
+        assert_eq!(stdout(&o), "Hello, world!\n");
+        assert_eq!(stderr(&o), "");
+    });
+}
+
+#[test]
+fn exit_codes_pass_through() {
+    each_caller(|f| {
+        let t = f.busybox("t");
+        fs::write(t.join("plain"), "echo x\n").unwrap();
+        fs::write(t.join("script"), "#!/nonexistent/interp\necho x\n").unwrap();
+        fs::set_permissions(t.join("script"), fs::Permissions::from_mode(0o755)).unwrap();
+        let cases: &[(&[&str], i32, &str)] = &[
+            (&["/bin/sh", "-c", "exit 0"], 0, ""),
+            (&["/bin/sh", "-c", "exit 3"], 3, ""),
+            (&["/bin/sh", "-c", "kill -9 $$"], 137, ""),
+            (&["/bin"], 126, "is a directory"),
+            (&["/plain"], 126, "no x permission"),
+            (
+                &["/script"],
+                126,
+                "#! interpreter /nonexistent/interp does not exist",
+            ),
+            (&["/nope"], 127, "not found inside"),
+            (&["nope"], 127, "not found in PATH="),
+            // The host's PATH directories are looked up inside: cargo is not there.
+            (&["cargo"], 127, "not found in PATH="),
+        ];
+        for (cmd, code, msg) in cases {
+            let mut args = vec![s(&t)];
+            args.extend_from_slice(cmd);
+            let o = f.run(&args);
+            assert_eq!(o.status.code(), Some(*code), "{cmd:?}");
+            let e = stderr(&o);
+            assert!(e.contains(msg), "{cmd:?}: {e}");
+            if *code >= 126 && *code != 137 {
+                assert_eq!(e.lines().count(), 1, "{e}");
+                assert!(e.starts_with("chrootrun: "), "{e}");
+            }
+        }
+        // No /init at all: 127.
+        let o = f.run(&[s(&t)]);
+        assert_eq!(o.status.code(), Some(127));
+        // An ELF whose loader is missing: 126, naming it.
+        let h = f.hello("h2");
+        fs::remove_dir_all(h.join("lib64")).ok();
+        fs::remove_dir_all(h.join("lib")).ok();
+        let o = f.run(&[s(&h)]);
+        assert_eq!(o.status.code(), Some(126));
+        assert!(stderr(&o).contains("ELF interpreter"), "{}", stderr(&o));
+    });
+}
+
+#[test]
+fn path_and_environment_are_the_containers() {
+    each_caller(|f| {
+        let t = f.busybox("t");
+        fs::create_dir_all(t.join("opt/x")).unwrap();
+        fs::write(t.join("opt/x/hi"), "#!/bin/sh\necho found\n").unwrap();
+        fs::set_permissions(t.join("opt/x/hi"), fs::Permissions::from_mode(0o755)).unwrap();
+        let o = f.run(&[
+            "--clearenv",
+            "--env",
+            "PATH=/opt/x:/bin",
+            "--env",
+            "A=1",
+            s(&t),
+            "env",
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        let mut lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+        lines.sort();
+        assert_eq!(lines, ["A=1", "PATH=/opt/x:/bin"]);
+        let o = f.run(&["--env", "PATH=/opt/x", s(&t), "hi"]);
+        assert_eq!(stdout(&o), "found\n");
+        let o = f.run(&["--cwd", "/opt/x", s(&t), "/bin/pwd"]);
+        assert_eq!(stdout(&o), "/opt/x\n");
+        let o = f.run(&["--hostname", "box", s(&t), "/bin/hostname"]);
+        assert_eq!(stdout(&o), "box\n");
+    });
+}
+
+#[test]
+fn the_chroot_escape_finds_only_the_container() {
+    each_caller(|f| {
+        let t = f.busybox("t");
+        f.cc("escape.c", &t.join("escape"), true);
+        fs::write(f.path("HOST-MARKER"), "").unwrap();
+        let mut want: Vec<String> = fs::read_dir(&t)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        want.push("escape-x".into());
+        want.push("proc".into()); // made by --proc
+        want.sort();
+        let o = f.run(&["--proc", s(&t), "/escape"]);
+        assert_eq!(o.status.code(), Some(0));
+        let out = stdout(&o);
+        let mut root: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("root: "))
+            .collect();
+        root.sort();
+        assert_eq!(root, want);
+        let mut proc1: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("proc1: "))
+            .collect();
+        proc1.sort();
+        assert_eq!(proc1, want, "/proc/1/root is the container's root");
+        assert!(!out.contains("HOST-MARKER"));
+        // The control: the same probe escapes `unshare -r chroot`.
+        fs::remove_dir(t.join("escape-x")).unwrap();
+        f.own();
+        let ctl = f
+            .command(Path::new("unshare"))
+            .arg("-r")
+            .arg("chroot")
+            .arg(&t)
+            .arg("/escape")
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&ctl.stdout).contains("root: tmp"),
+            "the probe did not escape a bare chroot: {}",
+            String::from_utf8_lossy(&ctl.stdout)
+        );
+    });
+}
+
+#[test]
+fn ro_root_refuses_writes_with_erofs() {
+    each_caller(|f| {
+        let t = f.busybox("t");
+        let o = f.run(&[s(&t), "/bin/touch", "/written"]);
+        assert_eq!(o.status.code(), Some(0), "the control write");
+        let o = f.run(&[
+            "--ro",
+            "--tmpfs",
+            "/scratch",
+            s(&t),
+            "/bin/sh",
+            "-c",
+            "touch /scratch/ok && touch /denied",
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("Read-only file system"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!t.join("denied").exists());
+        assert!(t.join("scratch").is_dir() && !t.join("scratch/ok").exists());
+    });
+}
+
+#[test]
+fn binds_and_ro_binds() {
+    each_caller(|f| {
+        let t = f.busybox("t");
+        let host = f.path("host");
+        fs::create_dir(&host).unwrap();
+        fs::write(host.join("f"), "data\n").unwrap();
+        let bind = format!("{}:/mnt/data", s(&host));
+        let o = f.run(&[
+            "--bind",
+            &bind,
+            s(&t),
+            "/bin/sh",
+            "-c",
+            "cat /mnt/data/f && echo new > /mnt/data/g",
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        assert_eq!(stdout(&o), "data\n");
+        assert!(host.join("g").exists());
+        let o = f.run(&["--ro-bind", &bind, s(&t), "/bin/touch", "/mnt/data/h"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("Read-only file system"),
+            "{}",
+            stderr(&o)
+        );
+    });
+}
+
+#[test]
+fn proc_makes_the_program_pid_1_and_net_has_only_lo_up() {
+    each_caller(|f| {
+        let t = f.busybox("t");
+        let o = f.run(&[
+            "--proc",
+            s(&t),
+            "/bin/sh",
+            "-c",
+            "echo $$; readlink /proc/self; ls /proc/self/fd",
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(&lines[..2], ["1", "2"], "{out}");
+        let o = f.run(&["--proc", "--net", s(&t), "/bin/cat", "/proc/net/dev"]);
+        assert_eq!(o.status.code(), Some(0));
+        let out = stdout(&o);
+        let ifaces: Vec<&str> = out
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next())
+            .map(str::trim)
+            .collect();
+        assert_eq!(ifaces, ["lo"], "{out}");
+        let o = f.run(&[
+            "--proc",
+            "--net",
+            "--dev",
+            s(&t),
+            "/bin/sh",
+            "-c",
+            "ifconfig; echo x > /dev/null; head -c 5 /dev/zero | wc -c",
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        let out = stdout(&o);
+        assert!(out.contains("UP LOOPBACK RUNNING"), "{out}");
+        assert!(out.trim_end().ends_with('5'), "{out}");
+    });
+}
+
+#[test]
+fn sigpipe_is_default_for_the_program() {
+    each_caller(|f| {
+        let t = f.busybox("t");
+        let o = f.run(&[s(&t), "/bin/sh", "-c", "yes | head -n 1"]);
+        assert_eq!(stdout(&o), "y\n");
+        assert_eq!(stderr(&o), "", "yes saw EPIPE instead of dying of SIGPIPE");
+    });
+}
+
+#[test]
+fn timeout_kills_everything_the_program_started() {
+    each_caller(|f| {
+        for (i, proc) in [false, true].into_iter().enumerate() {
+            let t = f.busybox(&format!("t{i}"));
+            let marker = format!("{}", 900_000 + std::process::id() % 10_000 * 10 + i as u32);
+            let script =
+                format!("sleep {marker} & setsid sleep {marker} & echo started; sleep {marker}");
+            let mut args = vec!["--timeout", "1"];
+            if proc {
+                args.push("--proc");
+            }
+            args.extend([s(&t), "/bin/sh", "-c", &script]);
+            let o = f.run(&args);
+            assert_eq!(o.status.code(), Some(124));
+            assert_eq!(stdout(&o), "started\n");
+            assert!(stderr(&o).contains("timed out"));
+            let left = Command::new("pgrep")
+                .args(["-f", &format!("sleep {marker}")])
+                .output()
+                .unwrap();
+            assert!(
+                left.stdout.is_empty(),
+                "left running: {}",
+                String::from_utf8_lossy(&left.stdout)
+            );
+        }
+    });
+}
+
+#[test]
+fn bad_input_is_one_line_with_the_defined_code() {
+    each_caller(|f| {
+        let t = f.busybox("t");
+        fs::write(f.path("file"), "").unwrap();
+        symlink("../../../../../../tmp", t.join("esc")).unwrap();
+        let missing = f.path("missing");
+        let file = f.path("file");
+        let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+            (vec![s(&missing)], 125, "No such file"),
+            (vec![s(&file)], 125, "not a directory"),
+            (
+                vec!["--bind", "/nonexistent-src:/x", s(&t)],
+                125,
+                "/nonexistent-src",
+            ),
+            (vec!["--timeout", "abc", s(&t)], 125, "abc"),
+            (vec!["--env", "=x", s(&t)], 125, "expected K=V"),
+            (
+                vec!["--tmpfs", "/esc/sub", s(&t), "/bin/true"],
+                125,
+                "leads above the container root",
+            ),
+        ];
+        for (args, code, msg) in cases {
+            let o = f.run(&args);
+            assert_eq!(o.status.code(), Some(code), "{args:?}");
+            let e = stderr(&o);
+            assert_eq!(e.lines().count(), 1, "{e}");
+            assert!(e.contains(msg), "{args:?}: {e}");
+        }
+        assert!(
+            !Path::new("/tmp/sub").exists(),
+            "the escaping mount point was created on the host"
+        );
+    });
+}
+
+#[test]
+fn refused_user_namespaces_are_diagnosed() {
+    // Inside `unshare -r`, user.max_user_namespaces is the nested namespace's
+    // own limit: setting it to 0 there refuses chrootrun without touching the host.
+    let f = Fixture::new(Caller {
+        user: None,
+        userns_ok: true,
+    });
+    let t = f.busybox("t");
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; exec {} {} /bin/true",
+        s(&f.bin),
+        s(&t)
+    );
+    let o = Command::new("unshare")
+        .args(["-r", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    if o.status.code() == Some(99) {
+        eprintln!("skipped: cannot lower user.max_user_namespaces inside a user namespace here");
+        return;
+    }
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{e}");
+    assert!(
+        e.contains("user.max_user_namespaces=0") && e.contains("sysctl -w"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1);
+}
