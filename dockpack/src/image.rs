@@ -92,15 +92,21 @@ fn discard<R: Read>(r: &mut R, n: u64) -> io::Result<()> {
 
 /// Opens, checks and hashes one layer.
 fn check_layer(path: &Path) -> Result<Layer> {
-    let file = File::open(path).with_context(|| format!("cannot open layer {}", path.display()))?;
-    let meta = file
+    let mut file =
+        File::open(path).with_context(|| format!("cannot open layer {}", path.display()))?;
+    let mut meta = file
         .metadata()
         .with_context(|| format!("cannot stat layer {}", path.display()))?;
     if !meta.is_file() {
-        bail!(
-            "layer {} is not a regular file (each layer is read twice: hashed, then copied)",
-            path.display()
-        );
+        // A pipe (`dockpack image <(dockpack layer …)`) can be read only
+        // once, and the blob's name (its digest) comes before its bytes
+        // in the tar: keep a private copy in $TMPDIR.
+        let mut spool = tempfile::tempfile().context("cannot create a temporary file")?;
+        io::copy(&mut file, &mut spool)
+            .with_context(|| format!("reading layer {}", path.display()))?;
+        spool.rewind().context("rewinding a temporary file")?;
+        file = spool;
+        meta = file.metadata().context("cannot stat a temporary file")?;
     }
     let mut reader = BufReader::with_capacity(
         1 << 20,
@@ -611,6 +617,23 @@ fn file_member(name: &[u8], size: u64, epoch: u64) -> Member<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pipes_are_spooled() {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("head -c 1024 /dev/zero")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
+        let layer = check_layer(Path::new(&format!("/proc/self/fd/{fd}"))).unwrap();
+        child.wait().unwrap();
+        // Two zero blocks are an empty tar.
+        assert_eq!(layer.size, 1024);
+        assert_eq!(layer.digest, sha256_hex(&[0u8; 1024]));
+    }
 
     #[test]
     fn dates() {

@@ -149,6 +149,7 @@ fn bad_entries_are_refused() {
             "./d/a\n./d/a/passwd\n",
             "is a symlink earlier in this layer",
         ),
+        ("./d/a/passwd\n", "goes through a symlink in the tree"),
     ] {
         let o = dockpack()
             .arg("layer")
