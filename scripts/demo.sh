@@ -6,7 +6,8 @@
 #
 # As root on Debian/Ubuntu it installs the system packages it needs with
 # apt-get; otherwise it prints the exact apt-get command and runs what it
-# can. The container is built in $DEMO_DIR (default target/demo) by the
+# can. DEMO_BIN=DIR uses tools built already in DIR instead of building.
+# The container is built in $DEMO_DIR (default target/demo) by the
 # cookbook's .do files, driven by the tests' small redo driver (minredo);
 # `make -C scripts` drives the same files.
 set -eu
@@ -49,8 +50,13 @@ if [ -n "$missing" ]; then
 	fi
 fi
 
-say "building the tools (cargo build --release)"
-(cd "$root" && cargo build --release --workspace --bins) >&2
+if [ -n "${DEMO_BIN:-}" ]; then
+	# Tools built already (e.g. a debug build): use them as they are.
+	bin=$DEMO_BIN
+else
+	say "building the tools (cargo build --release)"
+	(cd "$root" && cargo build --release --workspace --bins) >&2
+fi
 PATH=$bin:$PATH
 export PATH
 
