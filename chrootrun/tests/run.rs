@@ -435,6 +435,15 @@ fn proc_makes_the_program_pid_1_and_net_has_only_lo_up() {
         let out = stdout(&o);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(&lines[..2], ["1", "2"], "{out}");
+        // No descriptor of the host's leaks in (a directory fd would be an escape).
+        let o = f.run(&[
+            "--proc",
+            s(&t),
+            "/bin/sh",
+            "-c",
+            "for d in /proc/self/fd/*; do [ -d \"$d\" ] && echo DIR $d; done; echo checked",
+        ]);
+        assert_eq!(stdout(&o), "checked\n");
         let o = f.run(&["--proc", "--net", s(&t), "/bin/cat", "/proc/net/dev"]);
         assert_eq!(o.status.code(), Some(0));
         let out = stdout(&o);
@@ -462,11 +471,43 @@ fn proc_makes_the_program_pid_1_and_net_has_only_lo_up() {
 }
 
 #[test]
+fn the_caller_is_root_inside_and_root_keeps_its_ids() {
+    each_caller(|f| {
+        let t = f.busybox("t");
+        if f.caller.user.is_none() {
+            // Root's identity map: an owner other than root shows as itself.
+            fs::write(t.join("foreign"), "").unwrap();
+            nix::unistd::chown(&t.join("foreign"), Some(1234.into()), Some(4321.into())).unwrap();
+            let o = f.run(&[s(&t), "/bin/ls", "-ln", "/foreign"]);
+            let out = stdout(&o);
+            let ids: Vec<&str> = out.split_whitespace().skip(2).take(2).collect();
+            assert_eq!(ids, ["1234", "4321"], "{out}");
+        }
+        let o = f.run(&[s(&t), "/bin/sh", "-c", "id -u; ls -ln /bin/busybox"]);
+        let out = stdout(&o);
+        assert!(out.starts_with("0\n"), "{out}");
+        // The tree is owned by the caller: root inside, in both cases.
+        let owner = out
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or("");
+        assert_eq!(owner, "0", "{out}");
+    });
+}
+
+#[test]
 fn sigpipe_is_default_for_the_program() {
     each_caller(|f| {
         let t = f.busybox("t");
         let o = f.run(&[s(&t), "/bin/sh", "-c", "yes | head -n 1"]);
-        assert_eq!(stdout(&o), "y\n");
+        assert_eq!(
+            stdout(&o),
+            "y\n",
+            "status {:?}, stderr {}",
+            o.status,
+            stderr(&o)
+        );
         assert_eq!(stderr(&o), "", "yes saw EPIPE instead of dying of SIGPIPE");
     });
 }
