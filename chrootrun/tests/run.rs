@@ -610,3 +610,28 @@ fn refused_user_namespaces_are_diagnosed() {
     );
     assert_eq!(e.lines().count(), 1);
 }
+
+#[test]
+fn signals_sent_to_chrootrun_reach_the_program() {
+    each_caller(|f| {
+        let t = f.busybox("t");
+        f.own();
+        for (proc, signals, code) in [(false, 1, 143), (true, 2, 137)] {
+            let mut args = vec![];
+            if proc {
+                // As PID 1, sleep ignores SIGTERM: the second signal kills it.
+                args.push("--proc");
+            }
+            args.extend([s(&t), "/bin/sleep", "100"]);
+            let mut child = f.command(&f.bin).args(&args).spawn().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            for _ in 0..signals {
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            let st = child.wait().unwrap();
+            assert_eq!(st.code(), Some(code), "--proc {proc}");
+        }
+    });
+}
