@@ -50,6 +50,14 @@ pub struct Options {
     pub net: bool,
 }
 
+/// An io error's reason without Rust's "(os error N)" suffix.
+fn reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
 fn usage(msg: String) -> anyhow::Error {
     fail(RUNNER_FAILED, msg)
 }
@@ -63,9 +71,9 @@ impl Options {
         let shown = cli.dir.display().to_string();
         let root = match fs::metadata(&cli.dir) {
             Ok(md) if md.is_dir() => fs::canonicalize(&cli.dir)
-                .map_err(|e| fail(RUNNER_FAILED, format!("{shown}: {e}")))?,
+                .map_err(|e| fail(RUNNER_FAILED, format!("{shown}: {}", reason(&e))))?,
             Ok(_) => return Err(fail(RUNNER_FAILED, format!("{shown}: not a directory"))),
-            Err(e) => return Err(fail(RUNNER_FAILED, format!("{shown}: {e}"))),
+            Err(e) => return Err(fail(RUNNER_FAILED, format!("{shown}: {}", reason(&e)))),
         };
 
         let mut mounts = Vec::new();
@@ -97,8 +105,12 @@ impl Options {
                 )));
             }
             let src = Path::new(std::ffi::OsStr::from_bytes(src));
-            let source = fs::canonicalize(src)
-                .map_err(|e| fail(RUNNER_FAILED, format!("{opt} {}: {e}", src.display())))?;
+            let source = fs::canonicalize(src).map_err(|e| {
+                fail(
+                    RUNNER_FAILED,
+                    format!("{opt} {}: {}", src.display(), reason(&e)),
+                )
+            })?;
             let target = PathBuf::from(std::ffi::OsStr::from_bytes(dst));
             mounts.push(Mount::Bind {
                 source,
@@ -111,7 +123,7 @@ impl Options {
         if let Some(h) = &cli.hostname {
             if h.is_empty() || h.len() > 64 {
                 return Err(usage(format!(
-                    "--hostname {}: 1 to 64 bytes",
+                    "--hostname '{}': must be 1 to 64 bytes",
                     h.to_string_lossy()
                 )));
             }
