@@ -184,7 +184,28 @@ impl Fixture {
 
     fn run(&self, args: &[&str]) -> Output {
         self.own();
-        let out = self.command(&self.bin).args(args).output().unwrap();
+        // Another test thread may fork while our copy of the binary is still
+        // open for writing (it then holds the fd until its exec): ETXTBSY is
+        // that race, not a failure; try again.
+        let mut tries = 0;
+        let out = loop {
+            match self.command(&self.bin).args(args).output() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                // setpriv reports the same race as its own exec failure.
+                Ok(o)
+                    if o.status.code() == Some(126)
+                        && String::from_utf8_lossy(&o.stderr).contains("Text file busy")
+                        && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r.unwrap(),
+            }
+        };
         eprintln!(
             "{:?} {args:?} -> {:?}\nstdout: {}stderr: {}",
             self.caller.user,
@@ -623,7 +644,14 @@ fn signals_sent_to_chrootrun_reach_the_program() {
                 args.push("--proc");
             }
             args.extend([s(&t), "/bin/sleep", "100"]);
-            let mut child = f.command(&f.bin).args(&args).spawn().unwrap();
+            let mut child = loop {
+                match f.command(&f.bin).args(&args).spawn() {
+                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(20))
+                    }
+                    r => break r.unwrap(),
+                }
+            };
             std::thread::sleep(std::time::Duration::from_millis(400));
             for _ in 0..signals {
                 let pid = nix::unistd::Pid::from_raw(child.id() as i32);
