@@ -644,15 +644,27 @@ fn signals_sent_to_chrootrun_reach_the_program() {
                 args.push("--proc");
             }
             args.extend([s(&t), "/bin/sleep", "100"]);
+            // The ETXTBSY race of `Fixture::run` (another thread's fork
+            // holding our copy of the binary open for writing) shows here
+            // either as a spawn error or, through setpriv, as an early
+            // exit 126: start again in both cases.
+            let mut tries = 0;
             let mut child = loop {
+                tries += 1;
                 match f.command(&f.bin).args(&args).spawn() {
-                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
                         std::thread::sleep(std::time::Duration::from_millis(20))
                     }
-                    r => break r.unwrap(),
+                    r => {
+                        let mut child = r.unwrap();
+                        std::thread::sleep(std::time::Duration::from_millis(400));
+                        match child.try_wait().unwrap() {
+                            Some(st) if st.code() == Some(126) && tries < 100 => continue,
+                            _ => break child,
+                        }
+                    }
                 }
             };
-            std::thread::sleep(std::time::Duration::from_millis(400));
             for _ in 0..signals {
                 let pid = nix::unistd::Pid::from_raw(child.id() as i32);
                 nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();

@@ -111,15 +111,32 @@ pub fn parse_args<T: clap::Parser>(tool: &str, usage_code: u8) -> T {
                 let _ = e.print();
                 std::process::exit(0);
             }
-            let rendered = e.render().to_string();
-            let first = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("bad arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            let _ = writeln!(io::stderr().lock(), "{tool}: {first} (try --help)");
+            let _ = writeln!(
+                io::stderr().lock(),
+                "{tool}: {} (try --help)",
+                first_paragraph(&e.render().to_string())
+            );
             std::process::exit(i32::from(usage_code));
         }
+    }
+}
+
+/// clap's message up to its usage block, on one line: the first line
+/// may end in a colon with the details indented below it (`the following
+/// required arguments were not provided:` / `  <DIR>`).
+fn first_paragraph(rendered: &str) -> String {
+    let text: Vec<&str> = rendered
+        .lines()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let joined = text.join(" ");
+    let joined = joined.strip_prefix("error: ").unwrap_or(&joined);
+    if joined.is_empty() {
+        "bad arguments".to_string()
+    } else {
+        joined.to_string()
     }
 }
 
@@ -149,6 +166,17 @@ mod tests {
             .unwrap_err();
         assert_eq!(failure_code(&e), Some(126));
         assert_eq!(one_line(&e), "running x: x: not executable");
+    }
+
+    #[test]
+    fn clap_errors_keep_their_details() {
+        assert_eq!(
+            first_paragraph(
+                "error: the following required arguments were not provided:\n  <DIR>\n\nUsage: x DIR\n"
+            ),
+            "the following required arguments were not provided: <DIR>"
+        );
+        assert_eq!(first_paragraph(""), "bad arguments");
     }
 
     #[test]
