@@ -174,8 +174,9 @@ fn parse_state_line(line: &[u8]) -> Result<((u64, u64), Faked), String> {
     Ok((key, faked))
 }
 
-/// Where ownership comes from: the file itself, fakeroot's state, and/or a
-/// forced owner. The state is applied first, then `--owner` overrides the
+/// Where ownership comes from: the file itself, fakeroot's state (as
+/// fakeroot itself shows the tree: recorded inodes as recorded, all others
+/// owned by 0:0), and/or a forced owner. The state is applied first, then `--owner` overrides the
 /// owner of every file (so `--owner 0:0 --fakeroot S` takes types and
 /// modes from S and makes everything root's).
 #[derive(Clone, Debug, Default)]
@@ -208,11 +209,22 @@ impl Ownership {
     /// The attributes to record for a file with real attributes `st`.
     pub fn apply(&self, st: &Stat) -> Stat {
         let mut out = *st;
-        if let Some(f) = self.fakeroot.as_ref().and_then(|s| s.get(st.dev, st.ino)) {
-            out.mode = f.mode;
-            out.uid = f.uid;
-            out.gid = f.gid;
-            out.rdev = f.rdev;
+        if let Some(state) = &self.fakeroot {
+            match state.get(st.dev, st.ino) {
+                Some(f) => {
+                    out.mode = f.mode;
+                    out.uid = f.uid;
+                    out.gid = f.gid;
+                    out.rdev = f.rdev;
+                }
+                // fakeroot shows every inode it never recorded as root's
+                // (libfakeroot's stat answers 0:0 for them): a file that
+                // debootstrap merely copied is listed only if chowned.
+                None => {
+                    out.uid = 0;
+                    out.gid = 0;
+                }
+            }
         }
         if let Some((uid, gid)) = self.owner {
             out.uid = uid;
@@ -291,6 +303,10 @@ mod tests {
         assert_eq!((got.mode, got.uid, got.gid), (0o40700, 0, 0));
         let other = Stat { ino: 3, ..real };
         assert_eq!(o.apply(&other).mode, 0o40755);
+        // Inodes fakeroot never recorded are root's, as fakeroot shows them.
+        let o = Ownership { owner: None, fakeroot: o.fakeroot };
+        let got = o.apply(&other);
+        assert_eq!((got.mode, got.uid, got.gid), (0o40755, 0, 0));
     }
 
     #[test]
