@@ -304,7 +304,10 @@ mod tests {
         let other = Stat { ino: 3, ..real };
         assert_eq!(o.apply(&other).mode, 0o40755);
         // Inodes fakeroot never recorded are root's, as fakeroot shows them.
-        let o = Ownership { owner: None, fakeroot: o.fakeroot };
+        let o = Ownership {
+            owner: None,
+            fakeroot: o.fakeroot,
+        };
         let got = o.apply(&other);
         assert_eq!((got.mode, got.uid, got.gid), (0o40755, 0, 0));
     }
