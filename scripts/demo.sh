@@ -19,7 +19,7 @@ bin=$target/release
 
 say() { printf '%s\n' "demo: $*" >&2; }
 
-if ! command -v cargo >/dev/null 2>&1; then
+if [ -z "${DEMO_BIN:-}" ] && ! command -v cargo >/dev/null 2>&1; then
 	say "cargo is not on PATH: install Rust (https://rustup.rs), then run $0 again"
 	exit 1
 fi
