@@ -61,7 +61,7 @@ pub struct Cli {
     #[arg(long, value_name = "ARGS")]
     pub append: Option<String>,
 
-    /// The qemu binary [default: qemu-system-<host arch>]
+    /// The qemu binary (default: `qemu-system-<host arch>`)
     #[arg(long, value_name = "PATH")]
     pub qemu: Option<PathBuf>,
 

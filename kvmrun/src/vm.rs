@@ -1,6 +1,6 @@
 //! Runs qemu and relays its three serial ports, as the seed's
 //! `default.runkvm.do` does: ttyS0 the console → our stderr, ttyS1 the
-//! program's stdout → our stdout, ttyS2 the init's report → [`report`].
+//! program's stdout → our stdout, ttyS2 the init's report → [`crate::report`].
 //!
 //! Each port is a qemu `file` chardev writing into a pipe that we read
 //! (`path=/proc/self/fd/N` on the inherited write end), so stdout streams as
