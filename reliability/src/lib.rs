@@ -3,6 +3,8 @@
 //! closed, and measuring a child's peak RSS with `wait4` rather than
 //! trusting the tool's own account of its memory.
 
+pub mod parsers;
+
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

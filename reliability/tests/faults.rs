@@ -70,7 +70,8 @@ fn stdout_closed_early_is_quiet_for_every_filter() {
 
     // (label, command, stdin). Each writes far more than a pipe holds,
     // except elfdeps, whose closed-at-once case still hits EPIPE.
-    let cases: Vec<(&str, Box<dyn Fn() -> Command>, Vec<u8>)> = vec![
+    type MakeCommand<'a> = Box<dyn Fn() -> Command + 'a>;
+    let cases: Vec<(&str, MakeCommand, Vec<u8>)> = vec![
         (
             "fileids",
             Box::new(|| {
@@ -367,7 +368,10 @@ fn oci_dir_on_a_full_disk_leaves_no_valid_layout() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("--oci-dir on a 64k tmpfs: {:?}, stderr {stderr:?}", out.status);
+    eprintln!(
+        "--oci-dir on a 64k tmpfs: {:?}, stderr {stderr:?}",
+        out.status
+    );
     assert_eq!(out.status.code(), Some(1), "stderr {stderr:?}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
     let left = valid_looking(small.path());
@@ -392,7 +396,10 @@ fn iidfile_on_a_full_disk_is_an_error_and_not_complete() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("--iidfile on a full tmpfs: {:?}, stderr {stderr:?}", out.status);
+    eprintln!(
+        "--iidfile on a full tmpfs: {:?}, stderr {stderr:?}",
+        out.status
+    );
     assert_eq!(out.status.code(), Some(1), "stderr {stderr:?}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
     let left = valid_looking(small.path());
@@ -427,7 +434,10 @@ fn oci_dir_when_the_disk_fills_late() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("--oci-dir, disk full late: {:?}, stderr {stderr:?}", out.status);
+    eprintln!(
+        "--oci-dir, disk full late: {:?}, stderr {stderr:?}",
+        out.status
+    );
     if out.status.success() {
         // It fitted after all: then it must be whole.
         assert!(dest.join("index.json").is_file() && dest.join("oci-layout").is_file());

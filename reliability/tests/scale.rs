@@ -53,7 +53,7 @@ fn fileids_million_entries_bounded_memory() {
 /// One list line of the generated lists. Every tenth entry is a regular
 /// file, the rest directories; `changed` alters the line.
 fn line(i: u64, changed: bool) -> String {
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         let digest = if changed { i + (1 << 40) } else { i };
         format!("./e{i:07} 0100644-0-0-{digest:064x}\n")
     } else {
@@ -69,7 +69,7 @@ fn in_new(i: u64) -> bool {
     i % 11 != 5
 }
 fn changed(i: u64) -> bool {
-    i % 13 == 0
+    i.is_multiple_of(13)
 }
 
 #[test]
@@ -87,9 +87,7 @@ fn layerdiff_million_entries_bounded_memory() {
     let expected_new = (0..MILLION)
         .filter(|&i| in_new(i) && (!in_base(i) || changed(i)))
         .count() as u64;
-    let expected_whiteouts = (0..MILLION)
-        .filter(|&i| in_base(i) && !in_new(i))
-        .count() as u64;
+    let expected_whiteouts = (0..MILLION).filter(|&i| in_base(i) && !in_new(i)).count() as u64;
 
     let mut cmd = tool("layerdiff");
     cmd.arg("--whiteouts").arg(&base).arg("-");
@@ -181,7 +179,10 @@ fn dockpack_layer_five_gib_sparse_file_pax_size() {
         huge.split_whitespace().any(|f| f == FIVE_GIB.to_string()),
         "size is not {FIVE_GIB}: {huge:?}"
     );
-    assert!(text.lines().any(|l| l.ends_with(" after")), "member after the big one lost");
+    assert!(
+        text.lines().any(|l| l.ends_with(" after")),
+        "member after the big one lost"
+    );
     assert!(packed.max_rss_kib < RSS_LIMIT_KIB);
 }
 
@@ -209,7 +210,11 @@ fn mkinitrd_refuses_five_gib_file() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(out.stderr.lines().count(), 1, "one line: {:?}", out.stderr);
-    assert!(out.stderr.contains("huge"), "names the file: {:?}", out.stderr);
+    assert!(
+        out.stderr.contains("huge"),
+        "names the file: {:?}",
+        out.stderr
+    );
     assert!(!trailer, "an archive with a trailer was written");
     assert!(out_bytes < 1 << 20, "mkinitrd wrote data of the big file");
 }
@@ -284,7 +289,10 @@ fn hundred_thousand_files_through_both_packers() {
     assert!(out.max_rss_kib < RSS_LIMIT_KIB);
 
     let mut cmd = tool("dockpack");
-    cmd.arg("layer").arg("-C").arg(tmp.path()).args(["--owner", "0:0"]);
+    cmd.arg("layer")
+        .arg("-C")
+        .arg(tmp.path())
+        .args(["--owner", "0:0"]);
     let (out, listed) = pack_and_count(cmd, names, &["tar", "-tf", "-"]);
     eprintln!(
         "dockpack layer, {entries} entries: {:?}, peak RSS {} KiB, tar -t lists {listed}",

@@ -54,11 +54,31 @@ fn packer_failures(packer: &str, group: &str) -> Vec<String> {
     let abs_target = tmp.path().join("hostdir").display().to_string();
     let cases: Vec<(&str, &str, String)> = vec![
         ("climb", "dot-dot", "./ok\n./../outside\n".into()),
-        ("climb", "inner dot-dot", "./ok\n./abs/../../outside\n".into()),
-        ("climb", "absolute", format!("./ok\n{}\n", tmp.path().join("outside").display())),
-        ("climb", "absolute /etc/passwd", "./ok\n/etc/passwd\n".into()),
-        ("symlink", "absolute symlink then file", "./abs\n./abs/secret\n".into()),
-        ("symlink", "relative symlink then file", "./rel\n./rel/secret\n".into()),
+        (
+            "climb",
+            "inner dot-dot",
+            "./ok\n./abs/../../outside\n".into(),
+        ),
+        (
+            "climb",
+            "absolute",
+            format!("./ok\n{}\n", tmp.path().join("outside").display()),
+        ),
+        (
+            "climb",
+            "absolute /etc/passwd",
+            "./ok\n/etc/passwd\n".into(),
+        ),
+        (
+            "symlink",
+            "absolute symlink then file",
+            "./abs\n./abs/secret\n".into(),
+        ),
+        (
+            "symlink",
+            "relative symlink then file",
+            "./rel\n./rel/secret\n".into(),
+        ),
         (
             "climb",
             "list line: dot-dot",
@@ -93,7 +113,10 @@ fn packer_failures(packer: &str, group: &str) -> Vec<String> {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let leaked = contains(&out.stdout, SECRET)
                 || (!etc_passwd.is_empty() && contains(&out.stdout, &etc_passwd));
-            eprintln!("{packer}, {label}: {:?}, leaked: {leaked}, stderr {stderr:?}", out.status);
+            eprintln!(
+                "{packer}, {label}: {:?}, leaked: {leaked}, stderr {stderr:?}",
+                out.status
+            );
             if out.status.code() != Some(1) || leaked || stderr.lines().count() != 1 {
                 failures.push(format!(
                     "{packer}, {label}: input {input:?}: {:?}, host data in the archive: {leaked}, stderr {stderr:?}",
@@ -126,7 +149,10 @@ fn mkinitrd_refuses_symlink_then_file() {
 }
 
 fn gcc(args: &[&str]) {
-    let st = Command::new("gcc").args(args).status().unwrap_or_else(|e| panic!("gcc: {e}"));
+    let st = Command::new("gcc")
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("gcc: {e}"));
     assert!(st.success(), "gcc {args:?} failed");
 }
 
@@ -141,7 +167,11 @@ fn hostile_elf_cannot_make_elfdeps_leave_the_root() {
     for d in ["bin", "lib64", "lib/x86_64-linux-gnu", "opt"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
-    fs::copy("/lib64/ld-linux-x86-64.so.2", root.join("lib64/ld-linux-x86-64.so.2")).unwrap();
+    fs::copy(
+        "/lib64/ld-linux-x86-64.so.2",
+        root.join("lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
     fs::copy(
         "/lib/x86_64-linux-gnu/libc.so.6",
         root.join("lib/x86_64-linux-gnu/libc.so.6"),
@@ -149,20 +179,43 @@ fn hostile_elf_cannot_make_elfdeps_leave_the_root() {
     .unwrap();
     let h = host.display().to_string();
     fs::write(tmp.path().join("h.c"), "int hostile(void){return 7;}\n").unwrap();
-    fs::write(tmp.path().join("m.c"), "int hostile(void);\nint main(void){return hostile();}\n").unwrap();
+    fs::write(
+        tmp.path().join("m.c"),
+        "int hostile(void);\nint main(void){return hostile();}\n",
+    )
+    .unwrap();
     let hc = tmp.path().join("h.c").display().to_string();
     let mc = tmp.path().join("m.c").display().to_string();
-    gcc(&["-shared", "-fPIC", "-o", &format!("{h}/libhostile.so"), &hc, "-Wl,-soname,libhostile.so"]);
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-o",
+        &format!("{h}/libhostile.so"),
+        &hc,
+        "-Wl,-soname,libhostile.so",
+    ]);
     // No soname: a program linked with it by path gets DT_NEEDED = that path.
     gcc(&["-shared", "-fPIC", "-o", &format!("{h}/libpathy.so"), &hc]);
     // The host dir reached through an absolute symlink inside the root.
     symlink(&host, root.join("opt/hostlibs")).unwrap();
     let up = "/..".repeat(12);
     let programs: Vec<(&str, Vec<String>)> = vec![
-        ("runpath-dotdot", vec![format!("-Wl,--enable-new-dtags,-rpath,{up}{h}")]),
-        ("rpath-dotdot", vec![format!("-Wl,--disable-new-dtags,-rpath,{up}{h}")]),
-        ("runpath-origin", vec![format!("-Wl,--enable-new-dtags,-rpath,$ORIGIN{up}{h}")]),
-        ("runpath-symlink", vec!["-Wl,--enable-new-dtags,-rpath,/opt/hostlibs".into()]),
+        (
+            "runpath-dotdot",
+            vec![format!("-Wl,--enable-new-dtags,-rpath,{up}{h}")],
+        ),
+        (
+            "rpath-dotdot",
+            vec![format!("-Wl,--disable-new-dtags,-rpath,{up}{h}")],
+        ),
+        (
+            "runpath-origin",
+            vec![format!("-Wl,--enable-new-dtags,-rpath,$ORIGIN{up}{h}")],
+        ),
+        (
+            "runpath-symlink",
+            vec!["-Wl,--enable-new-dtags,-rpath,/opt/hostlibs".into()],
+        ),
     ];
     for (name, flags) in &programs {
         let out = root.join("bin").join(name);
@@ -194,14 +247,24 @@ fn hostile_elf_cannot_make_elfdeps_leave_the_root() {
         let out = run(cmd, format!("{input}\n").as_bytes());
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        eprintln!("elfdeps {input}: {:?}, stdout {stdout:?}, stderr {stderr:?}", out.status);
+        eprintln!(
+            "elfdeps {input}: {:?}, stdout {stdout:?}, stderr {stderr:?}",
+            out.status
+        );
         // Every printed path must exist inside the root.
         let outside: Vec<&str> = stdout
             .lines()
             .filter(|p| fs::symlink_metadata(root.join(p.trim_start_matches('/'))).is_err())
             .collect();
-        if out.status.success() || !outside.is_empty() || stdout.contains("hostile") || stdout.contains("pathy") {
-            failures.push(format!("{input}: {:?}, printed {stdout:?} (not in the root: {outside:?})", out.status));
+        if out.status.success()
+            || !outside.is_empty()
+            || stdout.contains("hostile")
+            || stdout.contains("pathy")
+        {
+            failures.push(format!(
+                "{input}: {:?}, printed {stdout:?} (not in the root: {outside:?})",
+                out.status
+            ));
         }
         if out.status.code() == Some(101) {
             failures.push(format!("{input}: panic: {stderr}"));
@@ -214,10 +277,21 @@ fn hostile_elf_cannot_make_elfdeps_leave_the_root() {
     fs::copy(host.join("libhostile.so"), inside.join("libhostile.so")).unwrap();
     let mut cmd = tool("elfdeps");
     cmd.arg("--root").arg(&root);
-    let out = run(cmd, b"/bin/runpath-dotdot\n/bin/runpath-origin\n/bin/rpath-dotdot\n");
+    let out = run(
+        cmd,
+        b"/bin/runpath-dotdot\n/bin/runpath-origin\n/bin/rpath-dotdot\n",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("control: {:?} {stdout:?} {:?}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "control failed: {}", String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "control: {:?} {stdout:?} {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "control failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("/libhostile.so"), "control: {stdout:?}");
     assert!(failures.is_empty(), "{failures:#?}");
     let climbing: Vec<&str> = stdout
@@ -242,25 +316,62 @@ fn elfdeps_prints_paths_without_dot_dot() {
     for d in ["bin", "lib64", "lib/x86_64-linux-gnu", "opt/l"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
-    fs::copy("/lib64/ld-linux-x86-64.so.2", root.join("lib64/ld-linux-x86-64.so.2")).unwrap();
-    fs::copy("/lib/x86_64-linux-gnu/libc.so.6", root.join("lib/x86_64-linux-gnu/libc.so.6")).unwrap();
+    fs::copy(
+        "/lib64/ld-linux-x86-64.so.2",
+        root.join("lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+    fs::copy(
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        root.join("lib/x86_64-linux-gnu/libc.so.6"),
+    )
+    .unwrap();
     let d = tmp.path().display().to_string();
     fs::write(tmp.path().join("h.c"), "int hostile(void){return 7;}\n").unwrap();
-    fs::write(tmp.path().join("m.c"), "int hostile(void);\nint main(void){return hostile();}\n").unwrap();
+    fs::write(
+        tmp.path().join("m.c"),
+        "int hostile(void);\nint main(void){return hostile();}\n",
+    )
+    .unwrap();
     let lib = root.join("opt/l/libhostile.so").display().to_string();
-    gcc(&["-shared", "-fPIC", "-o", &lib, &format!("{d}/h.c"), "-Wl,-soname,libhostile.so"]);
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-o",
+        &lib,
+        &format!("{d}/h.c"),
+        "-Wl,-soname,libhostile.so",
+    ]);
     let prog = root.join("bin/p").display().to_string();
-    gcc(&["-o", &prog, &format!("{d}/m.c"), "-Wl,--enable-new-dtags,-rpath,/../../opt/l:$ORIGIN/../opt/l", "-L", &root.join("opt/l").display().to_string(), "-lhostile"]);
+    gcc(&[
+        "-o",
+        &prog,
+        &format!("{d}/m.c"),
+        "-Wl,--enable-new-dtags,-rpath,/../../opt/l:$ORIGIN/../opt/l",
+        "-L",
+        &root.join("opt/l").display().to_string(),
+        "-lhostile",
+    ]);
     let mut cmd = tool("elfdeps");
     cmd.arg("--root").arg(&root);
     let out = run(cmd, b"/bin/p\n");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{:?} {stdout:?} {:?}", out.status, String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "{:?} {stdout:?} {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success());
     for p in stdout.lines() {
-        assert!(!p.split('/').any(|c| c == ".."), "printed path climbs: {p:?}");
+        assert!(
+            !p.split('/').any(|c| c == ".."),
+            "printed path climbs: {p:?}"
+        );
     }
-    assert!(stdout.lines().any(|p| p == "/opt/l/libhostile.so"), "{stdout:?}");
+    assert!(
+        stdout.lines().any(|p| p == "/opt/l/libhostile.so"),
+        "{stdout:?}"
+    );
 }
 
 /// A container root with a static busybox, or None (with a message).
@@ -302,10 +413,20 @@ fn chrootrun_proc_1_root_is_the_container() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("chrootrun --proc: {:?}, stdout {stdout:?}, stderr {:?}", out.status, String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "chrootrun --proc: {:?}, stdout {stdout:?}, stderr {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(0));
-    assert!(stdout.contains("marker-inside"), "/proc/1/root is not the container: {stdout:?}");
-    assert!(!contains(&out.stdout, SECRET), "host file read through /proc/1/root");
+    assert!(
+        stdout.contains("marker-inside"),
+        "/proc/1/root is not the container: {stdout:?}"
+    );
+    assert!(
+        !contains(&out.stdout, SECRET),
+        "host file read through /proc/1/root"
+    );
 
     // The host's /proc bound in: host PID 1's root must stay out of reach.
     let script = format!(
@@ -319,8 +440,15 @@ fn chrootrun_proc_1_root_is_the_container() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("chrootrun --bind /proc: {:?}, stdout {stdout:?}, stderr {:?}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(!contains(&out.stdout, SECRET), "host file read through the host's /proc/1/root");
+    eprintln!(
+        "chrootrun --bind /proc: {:?}, stdout {stdout:?}, stderr {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !contains(&out.stdout, SECRET),
+        "host file read through the host's /proc/1/root"
+    );
 }
 
 #[test]
@@ -338,7 +466,12 @@ fn chrootrun_does_not_leak_an_inherited_directory_fd() {
     // Deliberately without O_CLOEXEC: a careless parent hands it down.
     // SAFETY: a valid NUL-terminated path; the fd is closed below.
     let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
-    assert!(fd >= 0, "open {}: {}", hostdir.display(), std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "open {}: {}",
+        hostdir.display(),
+        std::io::Error::last_os_error()
+    );
     // SAFETY: "/" is a valid path; closed below.
     let rootfd = unsafe { libc::open(c"/".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
     assert!(rootfd >= 0);
@@ -365,8 +498,14 @@ fn chrootrun_does_not_leak_an_inherited_directory_fd() {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(!stdout.contains("DIRFD"), "a directory fd reached the container: {stdout:?}");
-        assert!(!contains(&out.stdout, SECRET), "host file read through an inherited fd");
+        assert!(
+            !stdout.contains("DIRFD"),
+            "a directory fd reached the container: {stdout:?}"
+        );
+        assert!(
+            !contains(&out.stdout, SECRET),
+            "host file read through an inherited fd"
+        );
     }
     // SAFETY: our own fds.
     unsafe {

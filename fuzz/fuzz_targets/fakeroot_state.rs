@@ -1,0 +1,6 @@
+//! Fuzz target `fakeroot_state`: see reliability/src/parsers.rs for what it drives.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    reliability_tests::parsers::fakeroot_state(data);
+});

@@ -1,0 +1,119 @@
+//! One function per parser that reads untrusted bytes, shared by the
+//! cargo-fuzz targets in `../fuzz` and the stable mutation test
+//! (`tests/mutate.rs`), so both drive exactly the same entry points.
+//! Each must return, whatever the input: a panic is the defect (issue 8:
+//! "No tool may panic on any input").
+
+use std::io::{Read, Write};
+
+/// List records: the line parser (`split_line`, `parse_fields`,
+/// `Input::parse`), archive member names, and a whole list through the
+/// order-checking reader, with LF and with NUL terminators. A parsed line
+/// must write back to a line that parses to the same fields.
+pub fn list(data: &[u8]) {
+    use filelist::entry::{parse_fields, split_line, write_line, Input};
+    use filelist::records::Terminator;
+    if let Ok((name, fields)) = split_line(data) {
+        let mut out = Vec::new();
+        if write_line(&mut out, name, &fields, Terminator::Nul).is_ok() {
+            let again = out.strip_suffix(b"\0").unwrap_or(&out);
+            let reparsed = split_line(again);
+            assert!(
+                matches!(reparsed, Ok((_, ref f)) if *f == fields),
+                "a written line does not parse back: {data:?} -> {out:?}"
+            );
+        }
+    }
+    let _ = parse_fields(data);
+    let _ = Input::parse(data).name().len();
+    let _ = filelist::archive::member_name(data);
+    for term in [Terminator::Newline, Terminator::Nul] {
+        let mut reader = filelist::sorted::ListReader::new(data, term, "fuzz");
+        for _ in 0..100_000 {
+            match reader.next_record() {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}
+
+/// A `fakeroot -s` state file.
+pub fn fakeroot_state(data: &[u8]) {
+    if let Ok(state) = filelist::owner::FakerootState::parse(data) {
+        let _ = state.len();
+    }
+}
+
+/// `--owner UID:GID` and `SOURCE_DATE_EPOCH`.
+pub fn options(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = filelist::owner::parse_owner(text);
+        let _ = filelist::epoch::parse(Some(text));
+        let _ = dockpack::reference::parse(text);
+    }
+}
+
+/// A layer tar as `dockpack image` reads it (headers, pax, GNU long
+/// names, sizes), every member's data read through.
+pub fn tar(data: &[u8]) {
+    let mut r = data;
+    let _ = dockpack::tarfmt::walk(
+        &mut r,
+        |r, n| {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n > r.len() {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+            }
+            *r = &r[n..];
+            Ok(())
+        },
+        |_h, body| {
+            let _ = std::io::copy(&mut body.take(1 << 20), &mut std::io::sink());
+            Ok(true)
+        },
+    );
+}
+
+/// ELF headers: dockpack's architecture detection and elfdeps' probe
+/// (program headers, dynamic section, strings), the latter on a memfd.
+pub fn elf(data: &[u8]) {
+    let _ = dockpack::arch::elf_arch(data);
+    // SAFETY: a valid NUL-terminated name; the fd is owned by the File.
+    let fd = unsafe { libc::memfd_create(c"fuzz-elf".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return;
+    }
+    use std::os::fd::FromRawFd;
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    if file.write_all(data).is_ok() {
+        let _ = elfdeps::elf::probe(&file, data.len() as u64);
+    }
+}
+
+/// Dynamic string tokens (`$ORIGIN`, `$LIB`, `$PLATFORM`) and
+/// ld.so.conf glob patterns: input split at the first NUL.
+pub fn ldso(data: &[u8]) {
+    let (a, b) = match data.iter().position(|&c| c == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &b""[..]),
+    };
+    let abi = elfdeps::platform::abi(62, true);
+    let _ = elfdeps::resolve::expand(a, b, &abi);
+    let _ = elfdeps::ldconf::fnmatch(a, b);
+    let _ = elfdeps::ldconf::join(a, b);
+}
+
+/// A harness: takes any bytes, returns only if the parser did not panic.
+pub type Harness = fn(&[u8]);
+
+/// Every parser by name: the fuzz targets' and the seed corpus' names.
+pub const TARGETS: &[(&str, Harness)] = &[
+    ("list", list),
+    ("fakeroot_state", fakeroot_state),
+    ("options", options),
+    ("tar", tar),
+    ("elf", elf),
+    ("ldso", ldso),
+];
