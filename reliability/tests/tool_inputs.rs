@@ -1,0 +1,299 @@
+//! Process-level fuzzing of the tools' stdin and arguments (issue 8,
+//! item 1: "the argument/stdin paths of each tool"; "No tool may panic
+//! (exit 101) on any input: an error is one line and a defined exit
+//! code"). Deterministic mutations of the seed corpus go to each filter's
+//! stdin, mutated layer tars to `dockpack image`, and random argument
+//! vectors to every tool; the exit code must be a defined one and a
+//! failure must say one line.
+
+use reliability_tests::tool;
+use reliability_tests::workspace_root;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+const TOKENS: &[&[u8]] = &[
+    b" ",
+    b"\n",
+    b"\0",
+    b"/",
+    b"..",
+    b"./",
+    b"0100644-0-0-",
+    b"0120777-0-0-",
+    b"0040755-0-0-0",
+    b"0020666-0-0-1:3",
+    b"-whiteout",
+    b".wh.",
+    b"/etc/passwd",
+    b"./a",
+    b"\xff\xfe",
+];
+
+fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
+    for _ in 0..1 + rng.below(6) {
+        let len = input.len();
+        match rng.below(5) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                input[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let i = rng.below(len + 1);
+                let t = TOKENS[rng.below(TOKENS.len())];
+                input.splice(i..i, t.iter().copied());
+            }
+            2 if len > 0 => {
+                let a = rng.below(len);
+                let b = (a + 1 + rng.below(64)).min(len);
+                input.drain(a..b);
+            }
+            3 if len > 0 => input.truncate(rng.below(len)),
+            _ => {
+                let i = rng.below(len + 1);
+                input.insert(i, (rng.next() & 0xff) as u8);
+            }
+        }
+    }
+}
+
+/// Runs `cmd` with `stdin`, output discarded; returns (code, stderr).
+fn outcome(mut cmd: Command, stdin: &[u8]) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let t = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    t.join().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn check(label: &str, code: Option<i32>, stderr: &str, input: &[u8], bad: &mut Vec<String>) {
+    let defined = matches!(code, Some(0..=2));
+    let one_line = code == Some(0) || stderr.lines().count() == 1;
+    if !defined || !one_line || stderr.contains("panicked") {
+        bad.push(format!(
+            "{label}: exit {code:?}, stderr {stderr:?}, input {:?}",
+            String::from_utf8_lossy(&input[..input.len().min(300)])
+        ));
+    }
+}
+
+/// A small tree matching the list seeds: ./a, ./d, ./d/f, ./l -> d/f.
+fn tree(dir: &Path) {
+    fs::write(dir.join("a"), b"a\n").unwrap();
+    fs::create_dir(dir.join("d")).unwrap();
+    fs::write(dir.join("d/f"), b"f\n").unwrap();
+    std::os::unix::fs::symlink("d/f", dir.join("l")).unwrap();
+}
+
+const RUNS: usize = 150;
+
+#[test]
+fn filters_survive_mutated_stdin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("t");
+    fs::create_dir(&root).unwrap();
+    tree(&root);
+    let mut cmd = tool("fileids");
+    cmd.arg("-C").arg(&root);
+    let list = Command::new(tool("fileids").get_program())
+        .arg("-C")
+        .arg(&root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b".\n./a\n./d\n./d/f\n./l\n")?;
+            c.wait_with_output()
+        })
+        .unwrap()
+        .stdout;
+    drop(cmd);
+    let seeds: Vec<Vec<u8>> = vec![
+        list.clone(),
+        b".\n./a\n./d\n./d/f\n./l\n".to_vec(),
+        fs::read(workspace_root().join("fuzz/corpus/list/sorted")).unwrap(),
+    ];
+    let makers: Vec<(&str, Box<dyn Fn() -> Command>)> = vec![
+        (
+            "fileids",
+            Box::new(|| {
+                let mut c = tool("fileids");
+                c.arg("-C").arg(&root);
+                c
+            }),
+        ),
+        (
+            "layerdiff --whiteouts",
+            Box::new(|| {
+                let mut c = tool("layerdiff");
+                c.args(["--whiteouts", "/dev/null", "-"]);
+                c
+            }),
+        ),
+        (
+            "mkinitrd",
+            Box::new(|| {
+                let mut c = tool("mkinitrd");
+                c.arg("-C").arg(&root);
+                c
+            }),
+        ),
+        (
+            "dockpack layer",
+            Box::new(|| {
+                let mut c = tool("dockpack");
+                c.args(["layer", "-C"]).arg(&root);
+                c
+            }),
+        ),
+        (
+            "elfdeps --root",
+            Box::new(|| {
+                let mut c = tool("elfdeps");
+                c.arg("--root").arg(&root);
+                c
+            }),
+        ),
+    ];
+    let mut bad = Vec::new();
+    for (label, make) in &makers {
+        let mut rng = Rng(0x5EED_0000 ^ label.len() as u64 | 1);
+        let mut codes = [0usize; 3];
+        for _ in 0..RUNS {
+            let mut input = seeds[rng.below(seeds.len())].clone();
+            mutate(&mut rng, &mut input);
+            let (code, stderr) = outcome(make(), &input);
+            if let Some(c @ 0..=2) = code {
+                codes[c as usize] += 1;
+            }
+            check(label, code, &stderr, &input, &mut bad);
+        }
+        eprintln!("{label}: {RUNS} mutated stdins, exit 0/1/2: {codes:?}");
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn dockpack_image_survives_mutated_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seed = fs::read(workspace_root().join("fuzz/corpus/tar/layer.tar")).unwrap();
+    let mut rng = Rng(0xD0C_C0DE);
+    let mut bad = Vec::new();
+    let layer = tmp.path().join("layer.tar");
+    for _ in 0..RUNS {
+        let mut input = seed.clone();
+        // Keep the mutations where the headers are: the first 2 KiB.
+        let mut head = input[..2048.min(input.len())].to_vec();
+        mutate(&mut rng, &mut head);
+        input.splice(..2048.min(seed.len()), head);
+        fs::write(&layer, &input).unwrap();
+        let mut cmd = tool("dockpack");
+        cmd.args(["image", "--tag", "f:z"]).arg(&layer);
+        let (code, stderr) = outcome(cmd, b"");
+        check("dockpack image", code, &stderr, &input, &mut bad);
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn tools_survive_random_arguments() {
+    const ARGS: &[&str] = &[
+        "-C",
+        "/nonexistent",
+        "/",
+        "-0",
+        "-z",
+        "--owner",
+        "0:0",
+        "x:y",
+        "4294967296:0",
+        "--fakeroot",
+        "/dev/null",
+        "--gzip",
+        "--add",
+        "a=b",
+        "=",
+        "--keep-mtime",
+        "-j",
+        "0",
+        "-1",
+        "99999999999999999999",
+        "--whiteouts",
+        "-",
+        "--root",
+        "--allow-missing",
+        "layer",
+        "image",
+        "--tag",
+        "UPPER:x",
+        "a:b:c",
+        "--cmd",
+        "--env",
+        "K",
+        "--arch",
+        "mips",
+        "--iidfile",
+        "/nonexistent/iid",
+        "--oci-dir",
+        "--label",
+        "--",
+        "\u{ff}",
+        "",
+        "--help-me",
+        "-h",
+    ];
+    let mut rng = Rng(0xA11_A265);
+    let mut bad = Vec::new();
+    let mut runs = 0;
+    for name in ["fileids", "layerdiff", "mkinitrd", "dockpack", "elfdeps"] {
+        for _ in 0..RUNS {
+            let n = rng.below(5);
+            let args: Vec<&str> = (0..n).map(|_| ARGS[rng.below(ARGS.len())]).collect();
+            let mut cmd = tool(name);
+            cmd.args(&args);
+            let (code, stderr) = outcome(cmd, b"./a\n");
+            runs += 1;
+            // Usage errors may print clap's usage lines after the first; -h prints help.
+            let defined = matches!(code, Some(0..=2));
+            if !defined || stderr.contains("panicked") {
+                bad.push(format!("{name} {args:?}: exit {code:?}, stderr {stderr:?}"));
+            }
+        }
+    }
+    eprintln!("{runs} random argument vectors");
+    assert!(bad.is_empty(), "{bad:#?}");
+}
