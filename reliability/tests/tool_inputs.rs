@@ -124,8 +124,6 @@ fn filters_survive_mutated_stdin() {
     let root = tmp.path().join("t");
     fs::create_dir(&root).unwrap();
     tree(&root);
-    let mut cmd = tool("fileids");
-    cmd.arg("-C").arg(&root);
     let list = Command::new(tool("fileids").get_program())
         .arg("-C")
         .arg(&root)
@@ -141,13 +139,13 @@ fn filters_survive_mutated_stdin() {
         })
         .unwrap()
         .stdout;
-    drop(cmd);
     let seeds: Vec<Vec<u8>> = vec![
         list.clone(),
         b".\n./a\n./d\n./d/f\n./l\n".to_vec(),
         fs::read(workspace_root().join("fuzz/corpus/list/sorted")).unwrap(),
     ];
-    let makers: Vec<(&str, Box<dyn Fn() -> Command>)> = vec![
+    type MakeCommand<'a> = Box<dyn Fn() -> Command + 'a>;
+    let makers: Vec<(&str, MakeCommand)> = vec![
         (
             "fileids",
             Box::new(|| {
