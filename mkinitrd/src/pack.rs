@@ -123,6 +123,9 @@ pub struct Packer<'a, W: Write> {
     next_ino: u32,
     groups_seen: u64,
     groups: HashMap<(u64, u64), Group>,
+    /// A directory of the tree (member form, `a/b`) whose every component
+    /// has been checked to be a real directory, not a symlink.
+    verified: Vec<u8>,
 }
 
 impl<'a, W: Write> Packer<'a, W> {
@@ -133,6 +136,7 @@ impl<'a, W: Write> Packer<'a, W> {
             next_ino: 1,
             groups_seen: 0,
             groups: HashMap::new(),
+            verified: Vec::new(),
         }
     }
 
@@ -154,10 +158,58 @@ impl<'a, W: Write> Packer<'a, W> {
             } else {
                 member
             };
+            self.check_parents(&member)?;
             let path = self.opts.dir.join(OsStr::from_bytes(name));
             self.add_entry(name, &path, member, fields, false)
         })();
         result.with_context(|| quote(name))
+    }
+
+    /// Refuses a member whose parent directories are not all real
+    /// directories of the tree: with `a -> /etc` in DIR (or written
+    /// earlier in the same list), `a/passwd` would otherwise be read
+    /// through the symlink and put the host's file into the archive.
+    /// Lists are sorted, so consecutive members share their parents and
+    /// each directory is checked about once.
+    fn check_parents(&mut self, member: &[u8]) -> Result<()> {
+        let parent = filelist::archive::parent(member);
+        // Components of `parent` already known good: the common prefix
+        // with the last verified directory, cut at a component boundary.
+        let mut good = parent
+            .iter()
+            .zip(&self.verified)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let whole_component = |n: usize, p: &[u8]| n == p.len() || p.get(n) == Some(&b'/');
+        if !(whole_component(good, parent) && whole_component(good, &self.verified)) {
+            good = parent[..good].iter().rposition(|&b| b == b'/').unwrap_or(0);
+        }
+        let ends = parent
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'/')
+            .map(|(i, _)| i)
+            .chain(std::iter::once(parent.len()));
+        for end in ends.filter(|&end| end > good) {
+            let dir = &parent[..end];
+            let meta = fs::symlink_metadata(self.opts.dir.join(OsStr::from_bytes(dir)))
+                .with_context(|| format!("parent directory {}", quote(dir)))?;
+            if !meta.is_dir() {
+                self.verified.clear();
+                bail!(
+                    "parent {} is {} in the tree: refusing to read through it",
+                    quote(dir),
+                    if meta.file_type().is_symlink() {
+                        "a symlink"
+                    } else {
+                        "not a directory"
+                    }
+                );
+            }
+        }
+        self.verified.clear();
+        self.verified.extend_from_slice(parent);
+        Ok(())
     }
 
     /// Adds a `--add` host file; symlinks to it are followed.
