@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod execute;
+pub mod fds;
 pub mod inroot;
 pub mod kernel;
 pub mod setup;

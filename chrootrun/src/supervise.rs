@@ -22,7 +22,7 @@ use filtertool::exit::{RUNNER_FAILED, TIMEOUT};
 use filtertool::fail;
 
 use crate::userns::{self, IdMaps, Knobs};
-use crate::{execute, kernel, setup, Options};
+use crate::{execute, fds, kernel, setup, Options};
 
 /// The signals the parent (and the tiny init) handle synchronously.
 fn watched() -> SigSet {
@@ -238,6 +238,8 @@ fn child_main(opts: &Options, sync_r: OwnedFd, err_w: OwnedFd, mask: &SigSet, in
         // SAFETY: _exit is always safe.
         unsafe { libc::_exit(i32::from(RUNNER_FAILED)) }
     }
+    // Before the first mount, while the host's /proc lists our fds (issue 8).
+    fds::close_host_paths();
     if let Err(e) = setup::run(&mut kernel::Nix, &opts.plan) {
         report(err_w, &e);
     }

@@ -183,13 +183,20 @@ impl Fixture {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, |_| {})
+    }
+
+    /// `run`, with `prepare` applied to the command first.
+    fn run_with(&self, args: &[&str], prepare: impl Fn(&mut Command)) -> Output {
         self.own();
         // Another test thread may fork while our copy of the binary is still
         // open for writing (it then holds the fd until its exec): ETXTBSY is
         // that race, not a failure; try again.
         let mut tries = 0;
         let out = loop {
-            match self.command(&self.bin).args(args).output() {
+            let mut cmd = self.command(&self.bin);
+            prepare(&mut cmd);
+            match cmd.args(args).output() {
                 Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -674,4 +681,87 @@ fn signals_sent_to_chrootrun_reach_the_program() {
             assert_eq!(st.code(), Some(code), "--proc {proc}");
         }
     });
+}
+
+/// Opens `path` with `flags` as fd `at` in the child, without FD_CLOEXEC.
+/// Only async-signal-safe calls: it runs between fork and exec.
+fn open_at(path: &std::ffi::CStr, flags: libc::c_int, at: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: a valid NUL-terminated path.
+    let fd = unsafe { libc::open(path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: dup2 onto a number the child does not use; dup2 clears FD_CLOEXEC.
+    if fd != at && unsafe { libc::dup2(fd, at) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if fd != at {
+        // SAFETY: our own fd.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+#[test]
+fn inherited_directory_fds_are_closed_and_plain_files_kept() {
+    use std::os::unix::process::CommandExt;
+    each_caller(|f| {
+        let t = f.busybox("t");
+        fs::write(f.path("HOST-MARKER"), "host secret\n").unwrap();
+        fs::write(f.path("passed"), "passed on purpose\n").unwrap();
+        let fixture = std::ffi::CString::new(s(f.dir.path())).unwrap();
+        let passed = std::ffi::CString::new(s(&f.path("passed"))).unwrap();
+        // As a careless caller would: the host's / on fd 7, a host
+        // directory on 8, an O_PATH handle of it on 9, a directory on stdin,
+        // and a plain file on 10 (kept, like make's jobserver pipe).
+        let prepare = |c: &mut Command| {
+            let (fixture, passed) = (fixture.clone(), passed.clone());
+            // SAFETY: the closure only calls open, dup2 and close.
+            unsafe {
+                c.pre_exec(move || {
+                    open_at(c"/", libc::O_RDONLY | libc::O_DIRECTORY, 7)?;
+                    open_at(&fixture, libc::O_RDONLY | libc::O_DIRECTORY, 8)?;
+                    open_at(&fixture, libc::O_PATH, 9)?;
+                    open_at(&fixture, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+                    open_at(&passed, libc::O_RDONLY, 10)
+                });
+            }
+        };
+        // Without /proc the shell itself tells whether an fd is open.
+        let probe = "for n in 0 7 8 9 10; do if (: <&$n); then echo open $n; fi; done; \
+                     cat <&10; cat /proc/self/fd/8/HOST-MARKER; \
+                     for d in /proc/self/fd/*; do [ -d \"$d\" ] && echo DIR $d; done; echo done";
+        for how in [&["--proc"][..], &["--timeout", "30"], &[]] {
+            let mut args = how.to_vec();
+            args.extend([s(&t), "/bin/sh", "-c", probe]);
+            let o = f.run_with(&args, prepare);
+            assert_eq!(o.status.code(), Some(0), "{how:?}: {}", stderr(&o));
+            // fd 0 is /dev/null now: open, but no directory.
+            assert_eq!(
+                stdout(&o),
+                "open 0\nopen 10\npassed on purpose\ndone\n",
+                "{how:?}"
+            );
+        }
+        // The control: the same fds do reach a program run the plain way.
+        let o = f
+            .command(Path::new("/bin/busybox"))
+            .args(["sh", "-c", probe])
+            .tap(prepare)
+            .output()
+            .unwrap();
+        let out = stdout(&o);
+        assert!(out.contains("open 7\nopen 8\nopen 9\n"), "{out}");
+        assert!(out.contains("host secret"), "{out}");
+    });
+}
+
+trait Tap {
+    fn tap(&mut self, f: impl Fn(&mut Self)) -> &mut Self;
+}
+impl Tap for Command {
+    fn tap(&mut self, f: impl Fn(&mut Self)) -> &mut Self {
+        f(self);
+        self
+    }
 }
