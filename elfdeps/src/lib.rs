@@ -11,7 +11,8 @@
 //! `cd DIR && find . -type f` prints it, `./bin/sh`) both mean DIR/bin/sh.
 //! Output: the union over all inputs, sorted bytewise, one absolute
 //! in-tree path per record (LF, or NUL with `-z`), written only once
-//! everything resolved.
+//! everything resolved. With `--root` no printed path holds `.` or `..`
+//! (they are resolved in the tree), so joining it with DIR stays in DIR.
 
 pub mod elf;
 pub mod ldconf;

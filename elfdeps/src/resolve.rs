@@ -80,7 +80,8 @@ struct Mapped {
 /// What one input needs.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Absolute paths, as the loader opens them.
+    /// Absolute paths, as the loader opens them; with `--root`, with the
+    /// directory part resolved in the tree (no `.` or `..`).
     pub paths: Vec<Vec<u8>>,
     /// (library name, path of the object that needs it).
     pub missing: Vec<(Vec<u8>, Vec<u8>)>,
@@ -96,6 +97,9 @@ pub struct Resolver {
     /// Where relative paths start: the working directory, or the tree's
     /// top with `--root`.
     base: Vec<u8>,
+    /// `--root` was given: printed paths are normalised (see
+    /// `resolve_input`).
+    in_root: bool,
     conf_dirs: Vec<Vec<u8>>,
     objects: HashMap<Vec<u8>, Result<Loaded, String>>,
     cache_dirs: HashMap<Want, Rc<Vec<Vec<u8>>>>,
@@ -105,6 +109,7 @@ pub struct Resolver {
 impl Resolver {
     /// A resolver for the host (`root` = None) or for the tree at `root`.
     pub fn new(root: Option<&Path>) -> Result<Resolver> {
+        let in_root = root.is_some();
         let (tree, base) = match root {
             Some(dir) => {
                 let canon = dir
@@ -128,6 +133,7 @@ impl Resolver {
         Ok(Resolver {
             tree,
             base,
+            in_root,
             conf_dirs,
             objects: HashMap::new(),
             cache_dirs: HashMap::new(),
@@ -311,11 +317,24 @@ impl Resolver {
             }
             i += 1;
         }
-        out.paths = map
-            .into_iter()
-            .filter(|m| m.print)
-            .map(|m| m.name)
-            .collect();
+        // With --root, a printed path is joined with DIR by its consumer
+        // (`install -D "DIR/$f"`), so a `..` from `$ORIGIN/..` or a
+        // DT_RUNPATH like `/../../opt/l` would climb out of DIR: print the
+        // directory part resolved in the tree, the file by its own name.
+        // Without --root the path is printed as ld.so built it (its
+        // `l_name`), `..` and all, which is what ldd prints
+        // (`/usr/bin/../lib/libh.so` for RUNPATH `$ORIGIN/../lib`), and
+        // tests/ldd.rs compares with ldd.
+        for m in map.into_iter().filter(|m| m.print) {
+            let name = if self.in_root {
+                self.tree
+                    .printed_name(&m.name)
+                    .map_err(|why| anyhow!("{}: {why}", m.name.as_bstr()))?
+            } else {
+                m.name
+            };
+            out.paths.push(name);
+        }
         Ok(out)
     }
 

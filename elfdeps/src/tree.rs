@@ -98,16 +98,62 @@ impl Tree {
 
     /// Resolves an absolute in-tree path.
     pub fn resolve(&mut self, path: &[u8]) -> Result<Found, Miss> {
-        let (dir, base) = match path.iter().rposition(|&b| b == b'/') {
-            Some(i) => (
-                path.get(..i).unwrap_or_default(),
-                path.get(i + 1..).unwrap_or_default(),
-            ),
-            None => (&b""[..], path),
-        };
+        let (dir, base) = split(path);
         if base.is_empty() || base == b"." || base == b".." {
             return self.walk(Vec::new(), path, &mut 0);
         }
+        let start = self.dir(dir)?;
+        self.walk(start, base, &mut 0)
+    }
+
+    /// The name under which `path` is printed with `--root`: the same
+    /// file, spelt without `.` or `..` components. A `..` left in (from
+    /// `$ORIGIN/..` or a DT_RUNPATH like `/../../opt/l`) would climb out of
+    /// DIR when a consumer joins the printed path with it (`install -D
+    /// "DIR/$f"`), and removing it by text is wrong once a symlink comes
+    /// before it (`lib/..` is `/usr` when `lib -> usr/lib`). So the path up
+    /// to its last `..` is resolved exactly as [`Tree::resolve`] resolves it
+    /// (symlinks followed inside the tree, `..` stopping at the root), and
+    /// what follows is kept as named, `.` and empty components dropped.
+    /// Looking the result up finds the same file, since a lookup goes one
+    /// component at a time.
+    ///
+    /// Only that prefix is resolved: a path without `..` stays the loader's
+    /// own name (ld.so's `l_name`, which ldd prints). On a merged-/usr tree
+    /// that keeps `/lib64/ld-linux-x86-64.so.2` rather than
+    /// `/usr/lib64/...`: PT_INTERP names the former, and an image built
+    /// from the list must hold it under that name. The last component is
+    /// never resolved either: issue 3 prints a symlinked library under its
+    /// own name, because the loader opens it by that name.
+    pub fn printed_name(&mut self, path: &[u8]) -> Result<Vec<u8>, Miss> {
+        let comps: Vec<&[u8]> = components(path).collect();
+        let (mut out, rest) = match comps.iter().rposition(|&c| c == b"..") {
+            Some(i) => {
+                let (upto, rest) = comps.split_at(i + 1);
+                let mut prefix = Vec::new();
+                for c in upto {
+                    prefix.push(b'/');
+                    prefix.extend_from_slice(c);
+                }
+                (self.dir(&prefix)?, rest)
+            }
+            None => (Vec::new(), &comps[..]),
+        };
+        for &c in rest {
+            if c != b"." {
+                out.push(b'/');
+                out.extend_from_slice(c);
+            }
+        }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        Ok(out)
+    }
+
+    /// The canonical path of the in-tree directory `dir` ("" for the
+    /// root), cached.
+    fn dir(&mut self, dir: &[u8]) -> Result<Vec<u8>, Miss> {
         let canon_dir = match self.dirs.get(dir) {
             Some(r) => r.clone()?,
             None => {
@@ -122,12 +168,11 @@ impl Tree {
                 r?
             }
         };
-        let start = if canon_dir == b"/" {
+        Ok(if canon_dir == b"/" {
             Vec::new()
         } else {
             canon_dir
-        };
-        self.walk(start, base, &mut 0)
+        })
     }
 
     /// The names in an in-tree directory (unsorted).
@@ -198,6 +243,17 @@ impl Tree {
     }
 }
 
+/// A path's directory part and last component.
+fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (
+            path.get(..i).unwrap_or_default(),
+            path.get(i + 1..).unwrap_or_default(),
+        ),
+        None => (&b""[..], path),
+    }
+}
+
 fn components(p: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
     p.split(|&b| b == b'/').filter(|c| !c.is_empty())
 }
@@ -231,5 +287,41 @@ mod tests {
         assert_eq!(tree.resolve(b"/abs/x").unwrap_err(), Miss::NotDir);
         assert_eq!(tree.resolve(b"/nope").unwrap_err(), Miss::NotFound);
         assert_eq!(tree.resolve(b"/").unwrap().canonical, b"/");
+    }
+
+    #[test]
+    fn printed_names_have_no_dot_components() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        fs::create_dir_all(root.join("usr/lib")).unwrap();
+        fs::create_dir_all(root.join("opt/l")).unwrap();
+        fs::write(root.join("usr/lib/libx.so.1"), b"x").unwrap();
+        symlink("libx.so.1", root.join("usr/lib/libx.so")).unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        symlink("/usr/lib", root.join("opt/abs")).unwrap();
+        let mut tree = Tree::new(root.clone());
+        for (p, want) in [
+            (
+                "/lib/../../../opt/l/../../usr/lib/libx.so.1",
+                "/usr/lib/libx.so.1",
+            ),
+            ("/../../usr/./lib//libx.so.1", "/usr/lib/libx.so.1"),
+            // A symlinked directory is followed: lib/.. is usr, not /.
+            ("/lib/../lib/libx.so.1", "/usr/lib/libx.so.1"),
+            ("/opt/abs/../lib/libx.so.1", "/usr/lib/libx.so.1"),
+            // After the last `..`, names are kept: the file (a symlink
+            // here) and directories (lib -> usr/lib) alike.
+            ("/opt/l/../../lib/libx.so", "/lib/libx.so"),
+            ("/lib/./libx.so.1", "/lib/libx.so.1"),
+            ("//lib//libx.so", "/lib/libx.so"),
+            ("/libz.so", "/libz.so"),
+        ] {
+            let got = tree.printed_name(p.as_bytes()).unwrap();
+            assert_eq!(String::from_utf8_lossy(&got), want, "{p}");
+        }
+        assert_eq!(
+            tree.printed_name(b"/nope/../usr/lib/libx.so").unwrap_err(),
+            Miss::NotFound
+        );
     }
 }

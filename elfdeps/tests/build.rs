@@ -647,3 +647,96 @@ fn closed_stdout_is_quiet() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// With `--root`, `..` from DT_RUNPATH, `$ORIGIN/..` or PT_INTERP is
+/// resolved in the tree before printing: a consumer joining the printed
+/// path with DIR (`install -D "DIR/$f"`) must not climb out of DIR. The
+/// directory part is resolved chroot-style (an absolute directory symlink
+/// means a path in the tree, and `..` after it is taken from its target,
+/// not lexically), the file keeps the name it was opened by.
+#[test]
+fn root_prints_paths_without_dot_components() {
+    let t = tempfile::tempdir().unwrap();
+    let t = t.path().canonicalize().unwrap();
+    let r = t.join("root");
+    for d in [
+        "bin",
+        "lib64",
+        "lib/x86_64-linux-gnu",
+        "opt/l",
+        "srv/deep/real",
+    ] {
+        fs::create_dir_all(r.join(d)).unwrap();
+    }
+    fs::copy(INTERP, r.join("lib64/ld-linux-x86-64.so.2")).unwrap();
+    fs::copy(LIBC, r.join("lib/x86_64-linux-gnu/libc.so.6")).unwrap();
+    symlink("/srv/deep/real", r.join("opt/link")).unwrap();
+    let src = t.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.c"), "int a(void){return 1;}\n").unwrap();
+    fs::write(src.join("b.c"), "int b(void){return 2;}\n").unwrap();
+    fs::write(
+        src.join("m.c"),
+        "int a(void); int b(void); int main(void){return a()+b();}\n",
+    )
+    .unwrap();
+    cc(
+        &src,
+        &[
+            "-shared",
+            "-fPIC",
+            "-o",
+            "liba.so",
+            "a.c",
+            "-Wl,-soname,liba.so",
+        ],
+    );
+    cc(
+        &src,
+        &[
+            "-shared",
+            "-fPIC",
+            "-o",
+            "libb.so",
+            "b.c",
+            "-Wl,-soname,libb.so",
+        ],
+    );
+    cc(
+        &src,
+        &[
+            "-o",
+            "p",
+            "m.c",
+            "-L.",
+            "-la",
+            "-lb",
+            "-Wl,--dynamic-linker=/lib/../lib64/./ld-linux-x86-64.so.2",
+            "-Wl,--enable-new-dtags,-rpath,/../../opt/l:$ORIGIN/../opt/link/../real",
+        ],
+    );
+    fs::copy(src.join("p"), r.join("bin/p")).unwrap();
+    fs::copy(src.join("liba.so"), r.join("opt/l/liba.so")).unwrap();
+    // libb.so is a symlink: printed under its own name, not its target's.
+    fs::copy(src.join("libb.so"), r.join("srv/deep/real/libb.so.1")).unwrap();
+    symlink("libb.so.1", r.join("srv/deep/real/libb.so")).unwrap();
+
+    let out = elfdeps("bin/p\n", &["--root", r.to_str().unwrap()]).success();
+    let got = lines(&out.get_output().stdout);
+    assert_eq!(
+        got,
+        vec![
+            LIBC.to_string(),
+            INTERP.into(),
+            "/opt/l/liba.so".into(),
+            "/srv/deep/real/libb.so".into(),
+        ]
+    );
+    for p in &got {
+        assert!(r.join(p.trim_start_matches('/')).starts_with(&r), "{p}");
+        assert!(
+            !p.split('/').any(|c| c == "." || c == ".."),
+            "printed path has a dot component: {p}"
+        );
+    }
+}
