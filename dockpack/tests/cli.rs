@@ -135,6 +135,55 @@ fn changed_file_is_an_error_and_no_complete_tar() {
     assert!(!st.status.success(), "GNU tar accepted the partial layer");
 }
 
+/// The digest of a list line's file larger than one chunk (256 KiB) is
+/// checked on a second thread while the next entries are already being
+/// read: a change is still reported for the file that changed (not for a
+/// later entry, even one that fails too), and the output is still no
+/// complete tar. Sizes cover the one-chunk (same thread) and the
+/// several-chunk (second thread) path.
+#[test]
+fn changed_file_followed_by_others_is_named() {
+    for (size, then_missing) in [(1000, false), (600 * 1024, false), (600 * 1024, true)] {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("r");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("a"), vec![b'a'; size]).unwrap();
+        fs::write(root.join("a2"), b"a2").unwrap();
+        fs::create_dir(root.join("b")).unwrap();
+        fs::write(root.join("b/c"), b"c").unwrap();
+        fs::write(root.join("d"), vec![b'd'; size]).unwrap();
+        let input = list(&root);
+        let mut changed = vec![b'a'; size];
+        changed[size - 1] = b'b';
+        fs::write(root.join("a"), changed).unwrap();
+        if then_missing {
+            // Fails before anything of it is written.
+            fs::remove_file(root.join("a2")).unwrap();
+        }
+        let o = dockpack()
+            .arg("layer")
+            .arg("-C")
+            .arg(&root)
+            .write_stdin(input)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.starts_with("dockpack: stdin line 2: \"./a\": "),
+            "{err}"
+        );
+        assert!(err.contains("changed since it was listed"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let p = t.path().join("partial.tar");
+        fs::write(&p, &o.stdout).unwrap();
+        let st = Command::new("tar").arg("-tf").arg(&p).output().unwrap();
+        assert!(!st.status.success(), "GNU tar accepted the partial layer");
+        // Nothing of `a`'s last chunk (where the change is) was written.
+        assert!(!o.stdout.windows(2).any(|w| w == b"ab"));
+    }
+}
+
 #[test]
 fn bad_entries_are_refused() {
     let t = tempfile::tempdir().unwrap();
