@@ -7,9 +7,9 @@
 //! (DESIGN.md, "Ownership without root"). File content comes from `-C DIR`
 //! and is checked against the list's SHA-256 as it streams: a file that
 //! changed after it was listed is an error, never a silently different
-//! layer. Files larger than one chunk are hashed on a second thread
-//! while this one reads and writes, so verifying costs
-//! little wall time on two cores (issue 6: not slower than GNU tar).
+//! layer. The hashing runs on a second thread while this one reads and
+//! writes, so verifying costs little wall time on two cores (issue 6:
+//! not slower than GNU tar).
 //!
 //! An error after the first byte leaves a partial archive on stdout; the
 //! end-of-archive blocks are then never written, a block that no tar
@@ -123,9 +123,11 @@ struct Packer<'a> {
     /// held back in one while the next read goes to the other).
     buf: Vec<u8>,
     spare: Vec<u8>,
-    /// The file whose held-back last chunk waits for its digest.
-    pending: Option<Pending>,
-    /// A pending file failed its check (the error names it already).
+    /// The line number and name of the entry being packed.
+    line: u64,
+    name: Vec<u8>,
+    /// Writing out the hashing thread's items failed (the error names
+    /// the file already).
     settle_failed: bool,
     /// Started at the first list line of a regular file.
     hasher: Option<HashThread>,
@@ -155,7 +157,8 @@ impl<'a> Packer<'a> {
             symlinks: HashSet::new(),
             buf: vec![0; CHUNK],
             spare: vec![0; CHUNK],
-            pending: None,
+            line: 0,
+            name: Vec::new(),
             settle_failed: false,
             hasher: None,
             owed: 0,
@@ -177,14 +180,11 @@ impl<'a> Packer<'a> {
             }
             let input = Input::parse(&record);
             let context = || format!("stdin line {line}: {}", quote(input.name()));
+            self.line = line;
+            self.name.clear();
+            self.name.extend_from_slice(input.name());
             match self.entry(&input, out) {
-                Ok(()) => {
-                    if let Some(p) = self.pending.as_mut() {
-                        if p.context.is_empty() {
-                            p.context = context();
-                        }
-                    }
-                }
+                Ok(()) => {}
                 // The error of an earlier file's digest, already named.
                 Err(e) if self.settle_failed => return Err(e),
                 Err(e) => {
@@ -392,50 +392,102 @@ impl<'a> Packer<'a> {
         self.header(out, &m)
     }
 
-    /// Writes a header, after settling the previous file's held-back
-    /// last chunk (so members stay in list order).
+    /// Writes a header: through the hashing thread's queue once that
+    /// runs (so members stay in list order), else directly.
     fn header<W: Write + ?Sized>(&mut self, out: &mut W, m: &Member<'_>) -> Result<()> {
-        self.settle(out)?;
-        tarfmt::write_header(out, m).context("writing stdout")
+        if self.hasher.is_none() {
+            return tarfmt::write_header(out, m).context("writing stdout");
+        }
+        let mut bytes = Vec::with_capacity(tarfmt::BLOCK);
+        tarfmt::write_header(&mut bytes, m).context("writing stdout")?;
+        let size = if m.kind == Kind::Regular { m.size } else { 0 };
+        self.send(out, Item::Header(bytes, size))
     }
 
-    /// Waits for the digest of the file whose last chunk is held back,
-    /// checks it and only then writes that chunk and the padding. A
-    /// mismatch leaves the member short, so `write_layer` pads it with
-    /// zeros and a poison block: never a complete-looking layer.
+    /// Writes everything the hashing thread still has, in order, checking
+    /// each file's digest before its held-back last chunk.
     fn settle<W: Write + ?Sized>(&mut self, out: &mut W) -> Result<()> {
-        let Some(p) = self.pending.take() else {
+        if self.hasher.is_none() {
             return Ok(());
+        }
+        while self.write_next(out, true)? {}
+        Ok(())
+    }
+
+    /// Hands an item to the hashing thread, then writes what it has
+    /// finished; waits for it first while too much is in flight.
+    fn send<W: Write + ?Sized>(&mut self, out: &mut W, item: Item) -> Result<()> {
+        while self.hasher_mut()?.in_flight >= IN_FLIGHT {
+            self.write_next(out, true)?;
+        }
+        self.hasher_mut()?.send(item)?;
+        while self.write_next(out, false)? {}
+        Ok(())
+    }
+
+    /// Writes the next item back from the hashing thread (waiting for it
+    /// if `wait`); false if there is none.
+    fn write_next<W: Write + ?Sized>(&mut self, out: &mut W, wait: bool) -> Result<bool> {
+        let h = self.hasher_mut()?;
+        if h.in_flight == 0 {
+            return Ok(false);
+        }
+        let next = if wait { Some(h.recv()?) } else { h.try_recv()? };
+        let Some((item, digest)) = next else {
+            return Ok(false);
         };
-        let result = self.settle_pending(&p, out);
+        let result = self.write_item(out, item, digest);
         if result.is_err() {
             self.settle_failed = true;
         }
-        result.with_context(|| p.context.clone())
+        result.map(|()| true)
     }
 
-    fn settle_pending<W: Write + ?Sized>(&mut self, p: &Pending, out: &mut W) -> Result<()> {
-        let hasher = self
-            .hasher
-            .as_mut()
-            .ok_or_else(|| anyhow!("internal error: no hashing thread"))?;
-        let (got, buf, n) = hasher.finished()?;
-        if got != p.want {
-            hasher.free.push(buf);
-            bail!(
-                "{} changed since it was listed: its SHA-256 is {}, the list says {}",
-                p.path.display(),
-                filelist::hex::encode(&got),
-                filelist::hex::encode(&p.want)
-            );
+    /// Writes one item. The last chunk of a file is written only if the
+    /// file's digest matches: a mismatch leaves the member short, so
+    /// `write_layer` pads it with zeros and a poison block, never a
+    /// complete-looking layer.
+    fn write_item<W: Write + ?Sized>(
+        &mut self,
+        out: &mut W,
+        item: Item,
+        digest: Option<[u8; 32]>,
+    ) -> Result<()> {
+        match item {
+            Item::Header(bytes, size) => {
+                out.write_all(&bytes).context("writing stdout")?;
+                self.owed = size;
+                self.owed_pad = tarfmt::padding(size) as u64;
+            }
+            Item::Data(buf, n) => {
+                let written = out.write_all(&buf[..n]).context("writing stdout");
+                self.give_back(buf);
+                written?;
+                self.owed = self.owed.saturating_sub(n as u64);
+            }
+            Item::Last(buf, n, check) => {
+                let got = digest.ok_or_else(HashThread::stopped)?;
+                if got != check.want {
+                    self.give_back(buf);
+                    return Err(anyhow!(
+                        "{} changed since it was listed: its SHA-256 is {}, the list says {}",
+                        check.path.display(),
+                        filelist::hex::encode(&got),
+                        filelist::hex::encode(&check.want)
+                    )
+                    .context(check.context));
+                }
+                let written = out.write_all(&buf[..n]).context("writing stdout");
+                self.give_back(buf);
+                written?;
+                self.owed = 0;
+                let pad = self.owed_pad as usize;
+                out.write_all(&[0u8; tarfmt::BLOCK][..pad])
+                    .context("writing stdout")?;
+                self.owed_pad = 0;
+            }
         }
-        let written = out.write_all(&buf[..n]).context("writing stdout");
-        hasher.free.push(buf);
-        written?;
-        self.owed = 0;
-        self.owed_pad = 0;
-        out.write_all(&[0u8; tarfmt::BLOCK][..tarfmt::padding(p.size)])
-            .context("writing stdout")
+        Ok(())
     }
 
     /// Opens a regular file of the tree and checks it is the one that
@@ -465,13 +517,13 @@ impl<'a> Packer<'a> {
         out: &mut W,
     ) -> Result<()> {
         match want {
-            // One chunk gives the other thread nothing to overlap, and
-            // handing it over costs two thread wake-ups (tens of µs on a
-            // VM): most files of a Debian tree are that small.
-            Some(want) if meta.len() > CHUNK as u64 => {
-                self.regular_hashed(path, meta, m, want, out)
+            Some(want) => self.regular_hashed(path, meta, m, want, out),
+            None => {
+                // A plain name after list lines: written directly, once
+                // the queue is empty.
+                self.settle(out)?;
+                self.regular_inline(path, meta, m, want, out)
             }
-            _ => self.regular_inline(path, meta, m, want, out),
         }
     }
 
@@ -490,7 +542,7 @@ impl<'a> Packer<'a> {
             .with_context(|| format!("cannot stat {}", path.display()))?
             .len();
         m.size = size;
-        self.header(out, &m)?;
+        tarfmt::write_header(out, &m).context("writing stdout")?;
         self.owed = size;
         self.owed_pad = tarfmt::padding(size) as u64;
         let mut hasher = want.map(|_| Sha256::new());
@@ -538,13 +590,12 @@ impl<'a> Packer<'a> {
     }
 
     /// A list line: the content is hashed on a second thread
-    /// ([`HashThread`]) while this one reads and writes, so on a machine with two
-    /// cores hashing overlaps reading and writing. Each chunk is written
-    /// before it is handed over to be hashed, except the last, which is
-    /// held back: the hashing thread returns it with the digest, and
-    /// [`Packer::settle`] writes it only if the digest matches, before
-    /// anything else is written. Meanwhile this thread already opens and
-    /// reads the next file.
+    /// ([`HashThread`]) while this one reads and writes, so on a machine
+    /// with two cores hashing overlaps reading and writing. Everything
+    /// written goes through that thread's queue, in order; the last chunk
+    /// of each file comes back with the file's digest and is written only
+    /// if it matches ([`Packer::write_item`]). Meanwhile this thread reads
+    /// ahead, at most [`BUFFERS`] chunks and [`IN_FLIGHT`] items.
     fn regular_hashed<W: Write + ?Sized>(
         &mut self,
         path: &Path,
@@ -562,36 +613,32 @@ impl<'a> Packer<'a> {
         if self.hasher.is_none() {
             self.hasher = Some(HashThread::start()?);
         }
-        // Read the first chunk before the header: the header waits for
-        // the previous file's digest.
-        let mut held = self.take_buffer()?;
-        let mut held_n = read_chunk(&mut file, &mut held, path)?;
+        self.header(out, &m)?;
+        let mut held = self.take_buffer(out)?;
+        let mut held_n = match read_chunk(&mut file, &mut held, path) {
+            Ok(n) => n,
+            Err(e) => {
+                self.give_back(held);
+                return Err(e);
+            }
+        };
         let mut total = held_n as u64;
         if total > size {
             self.give_back(held);
             bail!("{} grew while being read", path.display());
         }
-        if let Err(e) = self.header(out, &m) {
-            self.give_back(held);
-            return Err(e);
-        }
-        self.owed = size;
-        self.owed_pad = tarfmt::padding(size) as u64;
-        let mut buf = self.take_buffer()?;
-        loop {
-            let n = if held_n == 0 {
-                0
-            } else {
-                match read_chunk(&mut file, &mut buf, path) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        self.give_back(held);
-                        self.give_back(buf);
-                        return Err(e);
-                    }
+        while held_n > 0 {
+            let mut buf = self.take_buffer(out)?;
+            let n = match read_chunk(&mut file, &mut buf, path) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.give_back(held);
+                    self.give_back(buf);
+                    return Err(e);
                 }
             };
             if n == 0 {
+                self.give_back(buf);
                 break;
             }
             total += n as u64;
@@ -600,30 +647,20 @@ impl<'a> Packer<'a> {
                 self.give_back(buf);
                 bail!("{} grew while being read", path.display());
             }
-            if let Err(e) = out.write_all(&held[..held_n]).context("writing stdout") {
-                self.give_back(held);
-                self.give_back(buf);
-                return Err(e);
-            }
-            self.owed -= held_n as u64;
-            self.hasher_mut()?.hash(held, held_n)?;
+            self.send(out, Item::Data(held, held_n))?;
             held = buf;
             held_n = n;
-            buf = self.take_buffer()?;
         }
-        self.give_back(buf);
         if total != size {
             self.give_back(held);
             bail!("{} shrank while being read", path.display());
         }
-        self.hasher_mut()?.last(held, held_n)?;
-        self.pending = Some(Pending {
+        let check = Check {
             want,
             path: path.to_path_buf(),
-            size,
-            context: String::new(),
-        });
-        Ok(())
+            context: format!("stdin line {}: {}", self.line, quote(&self.name)),
+        };
+        self.send(out, Item::Last(held, held_n, Box::new(check)))
     }
 
     fn hasher_mut(&mut self) -> Result<&mut HashThread> {
@@ -632,8 +669,22 @@ impl<'a> Packer<'a> {
             .ok_or_else(|| anyhow!("internal error: no hashing thread"))
     }
 
-    fn take_buffer(&mut self) -> Result<Vec<u8>> {
-        self.hasher_mut()?.buffer()
+    /// A free chunk buffer: a recycled one, a new one while fewer than
+    /// [`BUFFERS`] exist, else the next one written out.
+    fn take_buffer<W: Write + ?Sized>(&mut self, out: &mut W) -> Result<Vec<u8>> {
+        loop {
+            let h = self.hasher_mut()?;
+            if let Some(b) = h.free.pop() {
+                return Ok(b);
+            }
+            if h.allocated < BUFFERS {
+                h.allocated += 1;
+                return Ok(vec![0; CHUNK]);
+            }
+            if !self.write_next(out, true)? {
+                bail!("internal error: every chunk buffer is lost");
+            }
+        }
     }
 
     fn give_back(&mut self, buf: Vec<u8>) {
@@ -654,73 +705,75 @@ fn read_chunk(file: &mut File, buf: &mut [u8], path: &Path) -> Result<usize> {
     }
 }
 
-/// The file whose last chunk waits for its digest.
-struct Pending {
+/// What the last chunk of a file is checked against.
+struct Check {
     want: [u8; 32],
     path: PathBuf,
-    size: u64,
     /// `stdin line N: NAME`, for the error.
     context: String,
 }
 
-/// At most this many chunk buffers exist at once (bounded memory: 1 MiB).
-const BUFFERS: usize = 4;
+/// At most this many chunk buffers exist at once (bounded memory: 2 MiB).
+const BUFFERS: usize = 8;
+/// At most this many items are queued to the hashing thread.
+const IN_FLIGHT: usize = 64;
 
-enum Job {
-    /// Hash these bytes and send the buffer back on `free`.
+/// What goes to the hashing thread and comes back, in output order.
+enum Item {
+    /// Header blocks, not hashed, of a member with this many data bytes.
+    Header(Vec<u8>, u64),
+    /// File data: hashed.
     Data(Vec<u8>, usize),
-    /// Hash these bytes, finish, and send the digest and the buffer on
-    /// `done`; start a new hash.
-    Last(Vec<u8>, usize),
+    /// A file's last data: hashed, and the digest comes back with it.
+    Last(Vec<u8>, usize, Box<Check>),
 }
 
 /// The thread that computes SHA-256 of file contents for
-/// [`Packer::regular_hashed`]: a bounded channel of chunk buffers in,
-/// each buffer sent back once hashed, so at most [`BUFFERS`] exist.
+/// [`Packer::regular_hashed`]: a bounded channel of items in, each sent
+/// back in the same order once hashed (with the digest after a file's
+/// last chunk), so this thread writes them out in order.
 struct HashThread {
-    jobs: Option<mpsc::SyncSender<Job>>,
-    returned: mpsc::Receiver<Vec<u8>>,
-    done: mpsc::Receiver<([u8; 32], Vec<u8>, usize)>,
-    /// Buffers back from the thread and not in use.
+    jobs: Option<mpsc::SyncSender<Item>>,
+    results: mpsc::Receiver<(Item, Option<[u8; 32]>)>,
+    /// Buffers written out and not in use.
     free: Vec<Vec<u8>>,
     allocated: usize,
+    in_flight: usize,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl HashThread {
     fn start() -> Result<HashThread> {
-        let (jobs, jobs_rx) = mpsc::sync_channel::<Job>(BUFFERS);
-        let (returned_tx, returned) = mpsc::channel();
-        let (done_tx, done) = mpsc::channel();
+        let (jobs, jobs_rx) = mpsc::sync_channel::<Item>(IN_FLIGHT);
+        let (results_tx, results) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("sha256".into())
             .spawn(move || {
                 let mut hasher = Sha256::new();
-                for job in jobs_rx {
-                    match job {
-                        Job::Data(buf, n) => {
-                            hasher.update(&buf[..n]);
-                            if returned_tx.send(buf).is_err() {
-                                return;
-                            }
+                for item in jobs_rx {
+                    let digest = match &item {
+                        Item::Header(..) => None,
+                        Item::Data(buf, n) => {
+                            hasher.update(&buf[..*n]);
+                            None
                         }
-                        Job::Last(buf, n) => {
-                            hasher.update(&buf[..n]);
-                            let digest: [u8; 32] = std::mem::take(&mut hasher).finalize().into();
-                            if done_tx.send((digest, buf, n)).is_err() {
-                                return;
-                            }
+                        Item::Last(buf, n, _) => {
+                            hasher.update(&buf[..*n]);
+                            Some(std::mem::take(&mut hasher).finalize().into())
                         }
+                    };
+                    if results_tx.send((item, digest)).is_err() {
+                        return;
                     }
                 }
             })
             .context("cannot start the hashing thread")?;
         Ok(HashThread {
             jobs: Some(jobs),
-            returned,
-            done,
+            results,
             free: Vec::new(),
             allocated: 0,
+            in_flight: 0,
             thread: Some(thread),
         })
     }
@@ -729,41 +782,31 @@ impl HashThread {
         anyhow!("the hashing thread stopped")
     }
 
-    /// A free buffer: a recycled one, a new one while fewer than
-    /// [`BUFFERS`] exist, else the next one the thread is done with.
-    fn buffer(&mut self) -> Result<Vec<u8>> {
-        while let Ok(b) = self.returned.try_recv() {
-            self.free.push(b);
-        }
-        if let Some(b) = self.free.pop() {
-            return Ok(b);
-        }
-        if self.allocated < BUFFERS {
-            self.allocated += 1;
-            return Ok(vec![0; CHUNK]);
-        }
-        self.returned.recv().map_err(|_| Self::stopped())
-    }
-
-    fn send(&mut self, job: Job) -> Result<()> {
+    fn send(&mut self, item: Item) -> Result<()> {
         self.jobs
             .as_ref()
             .ok_or_else(Self::stopped)?
-            .send(job)
-            .map_err(|_| Self::stopped())
+            .send(item)
+            .map_err(|_| Self::stopped())?;
+        self.in_flight += 1;
+        Ok(())
     }
 
-    fn hash(&mut self, buf: Vec<u8>, n: usize) -> Result<()> {
-        self.send(Job::Data(buf, n))
+    fn recv(&mut self) -> Result<(Item, Option<[u8; 32]>)> {
+        let r = self.results.recv().map_err(|_| Self::stopped())?;
+        self.in_flight -= 1;
+        Ok(r)
     }
 
-    fn last(&mut self, buf: Vec<u8>, n: usize) -> Result<()> {
-        self.send(Job::Last(buf, n))
-    }
-
-    /// The digest of the file whose last chunk was sent, with that chunk.
-    fn finished(&mut self) -> Result<([u8; 32], Vec<u8>, usize)> {
-        self.done.recv().map_err(|_| Self::stopped())
+    fn try_recv(&mut self) -> Result<Option<(Item, Option<[u8; 32]>)>> {
+        match self.results.try_recv() {
+            Ok(r) => {
+                self.in_flight -= 1;
+                Ok(Some(r))
+            }
+            Err(mpsc::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::TryRecvError::Disconnected) => Err(Self::stopped()),
+        }
     }
 }
 

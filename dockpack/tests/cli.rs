@@ -135,12 +135,11 @@ fn changed_file_is_an_error_and_no_complete_tar() {
     assert!(!st.status.success(), "GNU tar accepted the partial layer");
 }
 
-/// The digest of a list line's file larger than one chunk (256 KiB) is
-/// checked on a second thread while the next entries are already being
-/// read: a change is still reported for the file that changed (not for a
-/// later entry, even one that fails too), and the output is still no
-/// complete tar. Sizes cover the one-chunk (same thread) and the
-/// several-chunk (second thread) path.
+/// A list line's digest is checked on a second thread while the next
+/// entries are already being read: a change is still reported for the
+/// file that changed (not for a later entry, even one that fails too),
+/// and the output is still no complete tar. Sizes cover a file of one
+/// chunk and one of several (chunks are 256 KiB).
 #[test]
 fn changed_file_followed_by_others_is_named() {
     for (size, then_missing) in [(1000, false), (600 * 1024, false), (600 * 1024, true)] {
