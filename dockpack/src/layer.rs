@@ -414,26 +414,24 @@ impl<'a> Packer<'a> {
         Ok(())
     }
 
-    /// Hands an item to the hashing thread, then writes what it has
-    /// finished; waits for it first while too much is in flight.
+    /// Hands an item to the hashing thread (in batches: one channel
+    /// message and wake-up per [`BATCH_BYTES`] or [`BATCH_ITEMS`], not per
+    /// header or small file), then writes what it has finished; waits for
+    /// it first while too much is in flight.
     fn send<W: Write + ?Sized>(&mut self, out: &mut W, item: Item) -> Result<()> {
-        while self.hasher_mut()?.in_flight >= IN_FLIGHT {
+        while self.hasher_mut()?.queued() >= IN_FLIGHT {
             self.write_next(out, true)?;
         }
-        self.hasher_mut()?.send(item)?;
+        self.hasher_mut()?.push(item)?;
         while self.write_next(out, false)? {}
         Ok(())
     }
 
-    /// Writes the next item back from the hashing thread (waiting for it
-    /// if `wait`); false if there is none.
+    /// Writes the next item back from the hashing thread (waiting for it,
+    /// and sending the batch being filled, if `wait`); false if there is
+    /// none.
     fn write_next<W: Write + ?Sized>(&mut self, out: &mut W, wait: bool) -> Result<bool> {
-        let h = self.hasher_mut()?;
-        if h.in_flight == 0 {
-            return Ok(false);
-        }
-        let next = if wait { Some(h.recv()?) } else { h.try_recv()? };
-        let Some((item, digest)) = next else {
+        let Some((item, digest)) = self.hasher_mut()?.next(wait)? else {
             return Ok(false);
         };
         let result = self.write_item(out, item, digest);
@@ -713,10 +711,16 @@ struct Check {
     context: String,
 }
 
-/// At most this many chunk buffers exist at once (bounded memory: 2 MiB).
-const BUFFERS: usize = 8;
+/// At most this many chunk buffers exist at once (bounded memory: 8 MiB).
+const BUFFERS: usize = 32;
 /// At most this many items are queued to the hashing thread.
-const IN_FLIGHT: usize = 64;
+const IN_FLIGHT: usize = 256;
+/// A batch is sent to the hashing thread once it holds this many bytes
+/// of data or this many items.
+const BATCH_BYTES: usize = CHUNK;
+const BATCH_ITEMS: usize = 16;
+
+type Done = (Item, Option<[u8; 32]>);
 
 /// What goes to the hashing thread and comes back, in output order.
 enum Item {
@@ -729,40 +733,50 @@ enum Item {
 }
 
 /// The thread that computes SHA-256 of file contents for
-/// [`Packer::regular_hashed`]: a bounded channel of items in, each sent
-/// back in the same order once hashed (with the digest after a file's
-/// last chunk), so this thread writes them out in order.
+/// [`Packer::regular_hashed`]: a bounded channel of batches of items in,
+/// each item sent back in the same order once hashed (with the digest
+/// after a file's last chunk), so this thread writes them out in order.
 struct HashThread {
-    jobs: Option<mpsc::SyncSender<Item>>,
-    results: mpsc::Receiver<(Item, Option<[u8; 32]>)>,
+    jobs: Option<mpsc::SyncSender<Vec<Item>>>,
+    results: mpsc::Receiver<Vec<Done>>,
+    /// The batch being filled, and its data bytes.
+    batch: Vec<Item>,
+    batch_bytes: usize,
+    /// Items sent and not yet back.
+    in_flight: usize,
+    /// Items back and not yet written.
+    ready: std::collections::VecDeque<Done>,
     /// Buffers written out and not in use.
     free: Vec<Vec<u8>>,
     allocated: usize,
-    in_flight: usize,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl HashThread {
     fn start() -> Result<HashThread> {
-        let (jobs, jobs_rx) = mpsc::sync_channel::<Item>(IN_FLIGHT);
+        let (jobs, jobs_rx) = mpsc::sync_channel::<Vec<Item>>(IN_FLIGHT / BATCH_ITEMS + BUFFERS);
         let (results_tx, results) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("sha256".into())
             .spawn(move || {
                 let mut hasher = Sha256::new();
-                for item in jobs_rx {
-                    let digest = match &item {
-                        Item::Header(..) => None,
-                        Item::Data(buf, n) => {
-                            hasher.update(&buf[..*n]);
-                            None
-                        }
-                        Item::Last(buf, n, _) => {
-                            hasher.update(&buf[..*n]);
-                            Some(std::mem::take(&mut hasher).finalize().into())
-                        }
-                    };
-                    if results_tx.send((item, digest)).is_err() {
+                for batch in jobs_rx {
+                    let mut done = Vec::with_capacity(batch.len());
+                    for item in batch {
+                        let digest = match &item {
+                            Item::Header(..) => None,
+                            Item::Data(buf, n) => {
+                                hasher.update(&buf[..*n]);
+                                None
+                            }
+                            Item::Last(buf, n, _) => {
+                                hasher.update(&buf[..*n]);
+                                Some(std::mem::take(&mut hasher).finalize().into())
+                            }
+                        };
+                        done.push((item, digest));
+                    }
+                    if results_tx.send(done).is_err() {
                         return;
                     }
                 }
@@ -771,9 +785,12 @@ impl HashThread {
         Ok(HashThread {
             jobs: Some(jobs),
             results,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            in_flight: 0,
+            ready: std::collections::VecDeque::new(),
             free: Vec::new(),
             allocated: 0,
-            in_flight: 0,
             thread: Some(thread),
         })
     }
@@ -782,31 +799,63 @@ impl HashThread {
         anyhow!("the hashing thread stopped")
     }
 
-    fn send(&mut self, item: Item) -> Result<()> {
-        self.jobs
-            .as_ref()
-            .ok_or_else(Self::stopped)?
-            .send(item)
-            .map_err(|_| Self::stopped())?;
-        self.in_flight += 1;
+    /// Items not yet written, wherever they are.
+    fn queued(&self) -> usize {
+        self.batch.len() + self.in_flight + self.ready.len()
+    }
+
+    fn push(&mut self, item: Item) -> Result<()> {
+        self.batch_bytes += match &item {
+            Item::Header(..) => 0,
+            Item::Data(_, n) | Item::Last(_, n, _) => *n,
+        };
+        self.batch.push(item);
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_ITEMS {
+            self.flush()?;
+        }
         Ok(())
     }
 
-    fn recv(&mut self) -> Result<(Item, Option<[u8; 32]>)> {
-        let r = self.results.recv().map_err(|_| Self::stopped())?;
-        self.in_flight -= 1;
-        Ok(r)
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let n = batch.len();
+        self.batch_bytes = 0;
+        self.jobs
+            .as_ref()
+            .ok_or_else(Self::stopped)?
+            .send(batch)
+            .map_err(|_| Self::stopped())?;
+        self.in_flight += n;
+        Ok(())
     }
 
-    fn try_recv(&mut self) -> Result<Option<(Item, Option<[u8; 32]>)>> {
-        match self.results.try_recv() {
-            Ok(r) => {
-                self.in_flight -= 1;
-                Ok(Some(r))
+    /// The next item back, in order: waiting for it (after sending the
+    /// batch being filled) if `wait`. `None` when there is none (to wait
+    /// for).
+    fn next(&mut self, wait: bool) -> Result<Option<Done>> {
+        if self.ready.is_empty() {
+            if wait {
+                self.flush()?;
             }
-            Err(mpsc::TryRecvError::Empty) => Ok(None),
-            Err(mpsc::TryRecvError::Disconnected) => Err(Self::stopped()),
+            if self.in_flight == 0 {
+                return Ok(None);
+            }
+            let done = if wait {
+                self.results.recv().map_err(|_| Self::stopped())?
+            } else {
+                match self.results.try_recv() {
+                    Ok(d) => d,
+                    Err(mpsc::TryRecvError::Empty) => return Ok(None),
+                    Err(mpsc::TryRecvError::Disconnected) => return Err(Self::stopped()),
+                }
+            };
+            self.in_flight -= done.len();
+            self.ready.extend(done);
         }
+        Ok(self.ready.pop_front())
     }
 }
 

@@ -142,7 +142,13 @@ fn changed_file_is_an_error_and_no_complete_tar() {
 /// chunk and one of several (chunks are 256 KiB).
 #[test]
 fn changed_file_followed_by_others_is_named() {
-    for (size, then_missing) in [(1000, false), (600 * 1024, false), (600 * 1024, true)] {
+    // 9 MiB: more chunks than the 32 buffers, so reading waits for them.
+    for (size, then_missing) in [
+        (1000, false),
+        (600 * 1024, false),
+        (600 * 1024, true),
+        (9 << 20, false),
+    ] {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("r");
         fs::create_dir(&root).unwrap();
