@@ -84,6 +84,27 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `cmd` with `stdin` fed from a thread (so a tool that writes
+/// before it has read everything cannot deadlock), capturing its output.
+pub fn run(mut cmd: Command, stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut input = child.stdin.take().expect("stdin is piped");
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("waiting for the tool");
+    let _ = feeder.join();
+    out
+}
+
 /// A `Command` for tool `name`.
 pub fn tool(name: &str) -> Command {
     Command::new(bin(name))

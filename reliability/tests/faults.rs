@@ -3,10 +3,10 @@
 //! a full disk under `dockpack image --iidfile/--oci-dir`. Every case
 //! checks the exit status, stderr, and that nothing whole-looking is left.
 
-use reliability_tests::{is_root, run_stdout_closed, tool};
+use reliability_tests::{is_root, run, run_stdout_closed, tool};
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 /// A tree large enough that every filter's output overflows a pipe
 /// buffer (64 KiB): 2000 small files and one of 1 MiB. About 3 MiB.
@@ -20,24 +20,6 @@ fn make_tree(dir: &Path) -> Vec<u8> {
         names.extend_from_slice(format!("./d/{name}\n").as_bytes());
     }
     names
-}
-
-fn run(mut cmd: Command, stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let t = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    t.join().unwrap();
-    out
 }
 
 fn fileids_list(dir: &Path, names: &[u8]) -> Vec<u8> {

@@ -3,29 +3,11 @@
 //! cannot make `elfdeps` resolve outside `--root`; `chrootrun` leaves no
 //! host path reachable through `/proc/1/root` or an inherited fd.
 
-use reliability_tests::{sha256_hex, tool};
+use reliability_tests::{run, sha256_hex, tool};
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn run(mut cmd: Command, stdin: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let t = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    t.join().unwrap();
-    out
-}
+use std::process::Command;
 
 const SECRET: &[u8] = b"host secret that must not reach an archive\n";
 
