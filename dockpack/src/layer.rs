@@ -488,9 +488,14 @@ impl<'a> Packer<'a> {
         Ok(())
     }
 
-    /// Opens a regular file of the tree and checks it is the one that
-    /// was stat'ed.
-    fn open_regular(&mut self, path: &Path, meta: &fs::Metadata, member: &[u8]) -> Result<File> {
+    /// Opens a regular file of the tree, checks it is the one that was
+    /// stat'ed, and returns it with its size now.
+    fn open_regular(
+        &mut self,
+        path: &Path,
+        meta: &fs::Metadata,
+        member: &[u8],
+    ) -> Result<(File, u64)> {
         let file = self
             .open_beneath(member, path)
             .with_context(|| format!("cannot open {}", path.display()))?;
@@ -500,7 +505,7 @@ impl<'a> Packer<'a> {
         if now.ino() != meta.ino() || now.dev() != meta.dev() {
             bail!("{} was replaced while being read", path.display());
         }
-        Ok(file)
+        Ok((file, now.len()))
     }
 
     /// Streams a regular file's content, checking its size and (for a
@@ -534,11 +539,7 @@ impl<'a> Packer<'a> {
         want: Option<[u8; 32]>,
         out: &mut W,
     ) -> Result<()> {
-        let mut file = self.open_regular(path, meta, m.name)?;
-        let size = file
-            .metadata()
-            .with_context(|| format!("cannot stat {}", path.display()))?
-            .len();
+        let (mut file, size) = self.open_regular(path, meta, m.name)?;
         m.size = size;
         tarfmt::write_header(out, &m).context("writing stdout")?;
         self.owed = size;
@@ -602,11 +603,7 @@ impl<'a> Packer<'a> {
         want: [u8; 32],
         out: &mut W,
     ) -> Result<()> {
-        let mut file = self.open_regular(path, meta, m.name)?;
-        let size = file
-            .metadata()
-            .with_context(|| format!("cannot stat {}", path.display()))?
-            .len();
+        let (mut file, size) = self.open_regular(path, meta, m.name)?;
         m.size = size;
         if self.hasher.is_none() {
             self.hasher = Some(HashThread::start()?);
