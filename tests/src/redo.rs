@@ -25,9 +25,20 @@
 //! - `redo T...` rebuilds T whatever its state, once per run.
 //! - Each target builds at most once per run (the top-level command starts
 //!   a run; nested commands join it through the environment).
+//! - `-j N` (`--jobs N`) on the top-level command: `redo-ifchange A B C`
+//!   brings A, B and C up to date in parallel, at most N `.do` scripts at
+//!   a time across every nested process of the run (a make-style
+//!   jobserver, `redo/jobserver.rs`); one builder per target at a time,
+//!   and a dependency cycle is an error, not a deadlock (`redo/waits.rs`).
+//!   Dependencies are recorded in argument order whatever order the
+//!   builds finish in. After a failure no further target starts; those
+//!   running finish, and the first failure in argument order is reported.
 //!
-//! Not implemented: parallel builds (`-j`), `redo-always`, `redo-stamp`,
-//! checksums instead of stamps.
+//! Not implemented: `redo-always`, `redo-stamp`, checksums instead of
+//! stamps.
+
+mod jobserver;
+mod waits;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
@@ -37,6 +48,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use jobserver::Jobserver;
 
 /// The error every command reports as `redo: MESSAGE`.
 type Result<T> = std::result::Result<T, String>;
@@ -45,6 +60,10 @@ const ENV_DB: &str = "MINREDO_DB";
 const ENV_RUN: &str = "MINREDO_RUN";
 const ENV_PARENT: &str = "MINREDO_PARENT";
 const ENV_DEPTH: &str = "MINREDO_DEPTH";
+/// `-j`'s N, for the nested processes' number of worker threads.
+const ENV_JOBS: &str = "MINREDO_JOBS";
+/// The jobserver FIFO of a run with `-j` above 1.
+const ENV_JOBSERVER: &str = "MINREDO_JOBSERVER";
 
 /// Dispatches on the name we were called by.
 pub fn main() -> ExitCode {
@@ -55,10 +74,15 @@ pub fn main() -> ExitCode {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let args: Vec<OsString> = args.collect();
-    let result = Ctx::from_env().and_then(|ctx| match name.as_str() {
-        "redo-ifchange" => ctx.ifchange(&args),
-        "redo-ifcreate" => ctx.ifcreate(&args),
-        _ => ctx.redo(&args),
+    let result = parse_jobs(&args).and_then(|(jobs, targets)| {
+        let ctx = Ctx::from_env(jobs)?;
+        let result = match name.as_str() {
+            "redo-ifchange" => ctx.ifchange(targets),
+            "redo-ifcreate" => ctx.ifcreate(targets),
+            _ => ctx.redo(targets),
+        };
+        ctx.finish();
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,6 +93,43 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Splits `[-j N | -jN | --jobs N | --jobs=N] [--] TARGET...`.
+fn parse_jobs(args: &[OsString]) -> Result<(Option<usize>, &[OsString])> {
+    let mut jobs = None;
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        let a = a.as_bytes();
+        let value: &[u8] = if a == b"--" {
+            i += 1;
+            break;
+        } else if a == b"-j" || a == b"--jobs" {
+            i += 1;
+            args.get(i)
+                .map(|v| v.as_bytes())
+                .ok_or("-j wants a number of jobs")?
+        } else if let Some(v) = a.strip_prefix(b"--jobs=") {
+            v
+        } else if let Some(v) = a.strip_prefix(b"-j") {
+            v
+        } else {
+            break;
+        };
+        let n = std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                format!(
+                    "-j wants a positive number of jobs, not {:?}",
+                    String::from_utf8_lossy(value)
+                )
+            })?;
+        jobs = Some(n);
+        i += 1;
+    }
+    Ok((jobs, args.get(i..).unwrap_or_default()))
+}
+
 /// The state shared by every process of one run.
 struct Ctx {
     db: PathBuf,
@@ -77,6 +138,14 @@ struct Ctx {
     depth: usize,
     cwd: PathBuf,
     path_env: OsString,
+    /// True for the command that started the run (it cleans up after it).
+    top: bool,
+    /// At most this many targets of one command build at once.
+    jobs: usize,
+    /// The run's FIFO, when `jobs` is above 1.
+    fifo: Option<PathBuf>,
+    pool: Jobserver,
+    waits: waits::Graph,
 }
 
 /// Where a target's `.do` file is and how to call it.
@@ -101,7 +170,7 @@ struct Record {
 }
 
 impl Ctx {
-    fn from_env() -> Result<Ctx> {
+    fn from_env(jobs_arg: Option<usize>) -> Result<Ctx> {
         let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
         let nested = std::env::var_os(ENV_RUN).is_some();
         let db = match std::env::var_os(ENV_DB) {
@@ -120,7 +189,7 @@ impl Ctx {
         };
         let bin = db.join("bin");
         if !nested {
-            for dir in ["rec", "pending", "building", "bin"] {
+            for dir in ["rec", "pending", "lock", "wait", "bin"] {
                 fs::create_dir_all(db.join(dir))
                     .map_err(|e| format!("{}: {e}", db.join(dir).display()))?;
             }
@@ -132,11 +201,38 @@ impl Ctx {
                     .map_err(|e| format!("{}: {e}", link.display()))?;
             }
         }
+        // A nested command joins the run's pool; its own -j is ignored, as
+        // apenwarr redo ignores it.
+        let (jobs, fifo, pool) = if nested {
+            let jobs = std::env::var(ENV_JOBS)
+                .ok()
+                .and_then(|j| j.parse().ok())
+                .unwrap_or(1);
+            match std::env::var_os(ENV_JOBSERVER) {
+                Some(f) => {
+                    let f = PathBuf::from(f);
+                    let pool = Jobserver::open(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+                    (jobs, Some(f), pool)
+                }
+                None => (1, None, Jobserver::single()),
+            }
+        } else {
+            match jobs_arg {
+                Some(n) if n > 1 => {
+                    let f = db.join(format!("jobserver.{run}"));
+                    let pool =
+                        Jobserver::create(&f, n).map_err(|e| format!("{}: {e}", f.display()))?;
+                    (n, Some(f), pool)
+                }
+                _ => (1, None, Jobserver::single()),
+            }
+        };
         let mut path_env = bin.into_os_string();
         if let Some(p) = std::env::var_os("PATH") {
             path_env.push(":");
             path_env.push(p);
         }
+        let waits = waits::Graph::new(db.join("wait").join(&run));
         Ok(Ctx {
             db,
             run,
@@ -147,21 +243,35 @@ impl Ctx {
                 .unwrap_or(0),
             cwd,
             path_env,
+            top: !nested,
+            jobs,
+            fifo,
+            pool,
+            waits,
         })
     }
 
-    fn redo(&self, args: &[OsString]) -> Result<()> {
-        for a in args {
-            self.ensure(&self.abs(a), true)?;
+    /// The command that started the run removes the run's FIFO and
+    /// wait-for graph (every nested command has ended by now).
+    fn finish(&self) {
+        if self.top {
+            if let Some(f) = &self.fifo {
+                let _ = fs::remove_file(f);
+            }
+            let _ = fs::remove_dir_all(self.db.join("wait").join(&self.run));
         }
-        Ok(())
+    }
+
+    fn redo(&self, args: &[OsString]) -> Result<()> {
+        let targets: Vec<PathBuf> = args.iter().map(|a| self.abs(a)).collect();
+        self.each(&targets, true)
     }
 
     fn ifchange(&self, args: &[OsString]) -> Result<()> {
-        for a in args {
-            let t = self.abs(a);
-            self.ensure(&t, false)?;
-            self.note(&format!("dep {} ", self.dep_stamp(&t)), &t)?;
+        let targets: Vec<PathBuf> = args.iter().map(|a| self.abs(a)).collect();
+        self.each(&targets, false)?;
+        for t in &targets {
+            self.note(&format!("dep {} ", self.dep_stamp(t)), t)?;
         }
         Ok(())
     }
@@ -175,6 +285,64 @@ impl Ctx {
             self.note("create ", &t)?;
         }
         Ok(())
+    }
+
+    /// Brings every target up to date (rebuilds it, with `force`), up to
+    /// `jobs` of them at once, each build under a jobserver token.
+    fn each(&self, targets: &[PathBuf], force: bool) -> Result<()> {
+        let workers = self.jobs.min(targets.len());
+        if workers <= 1 {
+            for t in targets {
+                self.ensure_with_token(t, force)?;
+            }
+            return Ok(());
+        }
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<Option<Result<()>>>> =
+            Mutex::new(targets.iter().map(|_| None).collect());
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    while !failed.load(Ordering::SeqCst) {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(t) = targets.get(i) else { break };
+                        let r = self.ensure_with_token(t, force);
+                        if r.is_err() {
+                            failed.store(true, Ordering::SeqCst);
+                        }
+                        let mut res = results.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(slot) = res.get_mut(i) {
+                            *slot = Some(r);
+                        }
+                    }
+                });
+            }
+        });
+        let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        results
+            .into_iter()
+            .flatten()
+            .find(|r| r.is_err())
+            .unwrap_or(Ok(()))
+    }
+
+    /// `ensure` for a target named on the command line: a target already
+    /// settled in this run, or a source file, needs no token; anything
+    /// else is checked and built under one.
+    fn ensure_with_token(&self, t: &Path, force: bool) -> Result<()> {
+        if find_do(t).is_none() || self.settled(t, force) {
+            return self.ensure(t, force, self.parent.as_deref());
+        }
+        let _token = self.pool.acquire();
+        self.ensure(t, force, self.parent.as_deref())
+    }
+
+    /// Whether `t` was built (or, without `force`, found up to date)
+    /// earlier in this run.
+    fn settled(&self, t: &Path, force: bool) -> bool {
+        self.load(t)
+            .is_some_and(|r| r.built == self.run || (!force && r.checked == self.run))
     }
 
     /// Appends a dependency line to the record of the target being built.
@@ -191,6 +359,8 @@ impl Ctx {
         let mut line = prefix.as_bytes().to_vec();
         line.extend_from_slice(path.as_os_str().as_bytes());
         line.push(b'\n');
+        // One write of one short line: appends from parallel builds do
+        // not interleave (O_APPEND).
         f.write_all(&line)
             .map_err(|e| format!("{}: {e}", pending.display()))
     }
@@ -200,24 +370,53 @@ impl Ctx {
     }
 
     /// Brings `t` up to date (or rebuilds it, with `force`), at most one
-    /// build per run.
-    fn ensure(&self, t: &Path, force: bool) -> Result<()> {
-        match find_do(t) {
-            Some(d) => {
-                let rec = self.load(t);
-                if rec.as_ref().is_some_and(|r| r.built == self.run) {
-                    return Ok(());
-                }
-                if !force && self.up_to_date(t, rec)? {
-                    return Ok(());
-                }
-                self.build(t, &d)
-            }
-            None if fs::symlink_metadata(t).is_ok() => Ok(()),
-            None => Err(format!("no rule to make '{}'", t.display())),
+    /// build per run, on behalf of the build of `holder` (None for the
+    /// top-level command). Holds `t`'s lock from the check to the end of
+    /// the build, and the wait-for edge `holder -> t` for as long.
+    fn ensure(&self, t: &Path, force: bool, holder: Option<&Path>) -> Result<()> {
+        let Some(d) = find_do(t) else {
+            return match fs::symlink_metadata(t) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(format!("no rule to make '{}'", self.shown(t).display())),
+            };
+        };
+        if self.settled(t, force) {
+            return Ok(());
         }
+        let _edge = match holder {
+            Some(h) => match self.waits.enter(h, t, key) {
+                Ok(Ok(edge)) => Some(edge),
+                Ok(Err(cycle)) => {
+                    let names: Vec<String> = cycle
+                        .iter()
+                        .map(|p| self.shown(p).display().to_string())
+                        .collect();
+                    return Err(format!("dependency cycle: {}", names.join(" -> ")));
+                }
+                Err(e) => return Err(format!("{}: {e}", self.db.join("wait").display())),
+            },
+            None => None,
+        };
+        let lockfile = self.db.join("lock").join(key(t));
+        let _lock = waits::lock(&lockfile).map_err(|e| format!("{}: {e}", lockfile.display()))?;
+        // Whoever held the lock before us may have built it in this run.
+        let rec = self.load(t);
+        if rec.as_ref().is_some_and(|r| r.built == self.run) {
+            return Ok(());
+        }
+        if !force && self.up_to_date(t, rec)? {
+            return Ok(());
+        }
+        self.build(t, &d)
     }
 
+    /// `t` relative to where the command runs, for messages.
+    fn shown<'a>(&self, t: &'a Path) -> &'a Path {
+        t.strip_prefix(&self.cwd).unwrap_or(t)
+    }
+
+    /// Called with `t`'s lock held; brings the dependencies it recorded
+    /// up to date on the way, in this thread (under the token it has).
     fn up_to_date(&self, t: &Path, rec: Option<Record>) -> Result<bool> {
         let Some(mut rec) = rec else {
             return Ok(false);
@@ -225,15 +424,12 @@ impl Ctx {
         if rec.checked == self.run {
             return Ok(true);
         }
-        if self.building(t).exists() {
-            return Err(format!("dependency cycle at '{}'", t.display()));
-        }
         if rec.out != stamp(t) || rec.creates.iter().any(|c| fs::symlink_metadata(c).is_ok()) {
             return Ok(false);
         }
         for (st, dep) in &rec.deps {
-            if find_do(dep).is_some() && !self.is_current(dep)? {
-                self.ensure(dep, false)?;
+            if find_do(dep).is_some() {
+                self.ensure(dep, false, Some(t))?;
             }
             if *st != self.dep_stamp(dep) {
                 return Ok(false);
@@ -256,28 +452,8 @@ impl Ctx {
         stamp(p)
     }
 
-    fn is_current(&self, t: &Path) -> Result<bool> {
-        let rec = self.load(t);
-        if rec.as_ref().is_some_and(|r| r.built == self.run) {
-            return Ok(true);
-        }
-        self.up_to_date(t, rec)
-    }
-
-    fn building(&self, t: &Path) -> PathBuf {
-        self.db
-            .join("building")
-            .join(format!("{}.{}", key(t), self.run))
-    }
-
     fn build(&self, t: &Path, d: &DoFile) -> Result<()> {
-        let marker = self.building(t);
-        if marker.exists() {
-            return Err(format!("dependency cycle at '{}'", t.display()));
-        }
-        fs::write(&marker, b"").map_err(|e| format!("{}: {e}", marker.display()))?;
         let result = self.run_do(t, d);
-        let _ = fs::remove_file(&marker);
         if result.is_err() {
             let _ = fs::remove_file(self.db.join("rec").join(key(t)));
         }
@@ -285,7 +461,7 @@ impl Ctx {
     }
 
     fn run_do(&self, t: &Path, d: &DoFile) -> Result<()> {
-        let shown = t.strip_prefix(&self.cwd).unwrap_or(t);
+        let shown = self.shown(t);
         eprintln!("redo {}{}", "  ".repeat(self.depth), shown.display());
         let name = t.file_name().unwrap_or_default();
         let dir = t.parent().unwrap_or(Path::new("/"));
@@ -322,7 +498,12 @@ impl Ctx {
             .env(ENV_DB, &self.db)
             .env(ENV_RUN, &self.run)
             .env(ENV_PARENT, t)
-            .env(ENV_DEPTH, (self.depth + 1).to_string());
+            .env(ENV_DEPTH, (self.depth + 1).to_string())
+            .env(ENV_JOBS, self.jobs.to_string());
+        match &self.fifo {
+            Some(f) => cmd.env(ENV_JOBSERVER, f),
+            None => cmd.env_remove(ENV_JOBSERVER),
+        };
         let status = cmd
             .status()
             .map_err(|e| format!("{}: cannot run: {e}", d.script.display()));
@@ -398,7 +579,10 @@ impl Ctx {
             data.push(b'\n');
         }
         let path = self.db.join("rec").join(key(t));
-        let tmp = path.with_extension("tmp");
+        // `+` never appears in a key (it is escaped), so this cannot be
+        // another target's record; `with_extension` could (x.fs, x.tmp).
+        // Only the holder of `t`'s lock writes its record.
+        let tmp = self.db.join("rec").join(format!("+{}", key(t)));
         fs::write(&tmp, data)
             .and_then(|()| fs::rename(&tmp, &path))
             .map_err(|e| format!("{}: {e}", path.display()))

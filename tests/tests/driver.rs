@@ -175,3 +175,169 @@ fn missing_source_is_an_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no rule to make"));
     assert!(!d.path().join("t").exists());
 }
+
+/// Runs `minredo ARGS` in `dir`, killing it and failing the test if it
+/// has not ended within 60 s (a deadlock must fail, not hang CI).
+fn run_bounded(dir: &Path, args: &[&str]) -> Output {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(minredo())
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("minredo: {e}"));
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() > Duration::from_secs(60) => {
+                let _ = child.kill();
+                let out = child.wait_with_output();
+                panic!("minredo {args:?} did not finish in 60 s (deadlock?): {out:?}");
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("waiting for minredo: {e}"),
+        }
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("minredo output: {e}"))
+}
+
+/// a.do and b.do each wait (up to 5 s) until both have started, which only
+/// happens when they run at the same time; both then need c.
+fn diamond(dir: &Path) {
+    write(dir, "top.do", "redo-ifchange a b\ncat a b\n");
+    let side = "touch \"$1.started\"\ni=0\n\
+        while ! [ -e a.started ] || ! [ -e b.started ]; do\n\
+        \ti=$((i + 1)); [ $i -lt 100 ] || { echo \"$1: the other side never started\" >&2; exit 9; }\n\
+        \tsleep 0.05\ndone\n\
+        redo-ifchange c\necho \"$1\"; cat c\n";
+    write(dir, "a.do", side);
+    write(dir, "b.do", side);
+    write(dir, "c.do", "echo c >>log\nsleep 0.3\necho c\n");
+}
+
+#[test]
+fn diamond_under_j_builds_the_shared_dependency_once() {
+    let d = tmp();
+    diamond(d.path());
+    let out = run_bounded(d.path(), &["-j2", "top"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(read(d.path(), "top"), "a\nc\nb\nc\n");
+    assert_eq!(read(d.path(), "log"), "c\n", "c was built more than once");
+    // The run cleaned up its jobserver and wait-for graph.
+    let db: Vec<String> = fs::read_dir(d.path().join(".redo"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!db.iter().any(|n| n.starts_with("jobserver")), "{db:?}");
+    let waits = fs::read_dir(d.path().join(".redo/wait"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .count();
+    assert_eq!(waits, 0);
+    // Up to date now: nothing runs.
+    let ifchange = run(d.path(), "redo-ifchange", &["-j", "2", "top"]);
+    assert!(ifchange.status.success(), "{ifchange:?}");
+    assert_eq!(read(d.path(), "log"), "c\n");
+}
+
+#[test]
+fn without_j_the_diamond_runs_one_side_at_a_time() {
+    // The control for the test above: the barrier in a.do fails when a
+    // and b cannot run at once, so that test shows real parallelism.
+    let d = tmp();
+    diamond(d.path());
+    let out = run_bounded(d.path(), &["top"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the other side never started"));
+    assert!(!d.path().join("top").exists());
+}
+
+#[test]
+fn j_bounds_the_builds_running_at_once_across_nested_processes() {
+    // top needs p and q; p needs 1.x 2.x 3.x, q needs 4.x 5.x 6.x. Each
+    // leaf notes how many leaves are running (itself included), then holds
+    // its slot for a while. p.do and q.do lend their tokens to their
+    // nested redo-ifchange, so at most N leaves run at once.
+    for jobs in [2usize, 3] {
+        let d = tmp();
+        fs::create_dir(d.path().join("running")).unwrap_or_else(|e| panic!("{e}"));
+        write(d.path(), "top.do", "redo-ifchange p q\n");
+        write(d.path(), "p.do", "redo-ifchange 1.x 2.x 3.x\n");
+        write(d.path(), "q.do", "redo-ifchange 4.x 5.x 6.x\n");
+        write(
+            d.path(),
+            "default.x.do",
+            "mkdir \"running/$2\"\nls running | wc -l >>counts\nsleep 0.3\nrmdir \"running/$2\"\n",
+        );
+        let j = format!("-j{jobs}");
+        let out = run_bounded(d.path(), &[j.as_str(), "top"]);
+        assert!(out.status.success(), "{out:?}");
+        let counts: Vec<usize> = read(d.path(), "counts")
+            .lines()
+            .map(|l| l.trim().parse().unwrap_or(usize::MAX))
+            .collect();
+        assert_eq!(counts.len(), 6, "{counts:?}");
+        let max = counts.iter().copied().max().unwrap_or(0);
+        assert!(max <= jobs, "-j{jobs}: {max} builds at once ({counts:?})");
+        assert!(max >= 2, "-j{jobs}: never two builds at once ({counts:?})");
+        eprintln!("-j{jobs}: leaves running at once: {counts:?}");
+    }
+}
+
+#[test]
+fn a_cycle_is_an_error_not_a_deadlock() {
+    for jobs in ["-j1", "-j2", "-j4"] {
+        // Through the chain of nested processes: a -> b -> a.
+        let d = tmp();
+        write(d.path(), "a.do", "redo-ifchange b\necho a\n");
+        write(d.path(), "b.do", "redo-ifchange a\necho b\n");
+        let out = run_bounded(d.path(), &[jobs, "a"]);
+        assert!(!out.status.success(), "{jobs}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("dependency cycle: b -> a -> b"),
+            "{jobs}: {err}"
+        );
+
+        // Across two parallel branches: top builds x and y at once, then
+        // x needs y while y needs x. Neither branch's own chain shows the
+        // cycle; the shared wait-for graph does.
+        let d = tmp();
+        write(d.path(), "top.do", "redo-ifchange x y\n");
+        write(d.path(), "x.do", "sleep 0.3\nredo-ifchange y\necho x\n");
+        write(d.path(), "y.do", "sleep 0.3\nredo-ifchange x\necho y\n");
+        let out = run_bounded(d.path(), &[jobs, "top"]);
+        assert!(!out.status.success(), "{jobs}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("dependency cycle"), "{jobs}: {err}");
+        assert!(!d.path().join("top").exists());
+    }
+}
+
+#[test]
+fn under_j_a_failure_fails_the_command_and_the_others_finish_whole() {
+    let d = tmp();
+    write(d.path(), "top.do", "redo-ifchange ok1 bad ok2\n");
+    write(d.path(), "bad.do", "sleep 0.1\nexit 3\n");
+    write(d.path(), "ok1.do", "sleep 0.3\necho 1\n");
+    write(d.path(), "ok2.do", "sleep 0.3\necho 2\n");
+    let out = run_bounded(d.path(), &["-j3", "top"]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.do failed"), "{err}");
+    assert!(!d.path().join("top").exists());
+    assert!(!d.path().join("bad").exists());
+    // The builds already running when bad failed ended normally.
+    assert_eq!(read(d.path(), "ok1"), "1\n");
+    let left: Vec<String> = fs::read_dir(d.path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("redo-"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
