@@ -5,25 +5,56 @@
 //! `blobs/sha256/…`) plus the docker-archive `manifest.json` pointing at
 //! the same blobs, so `docker load` (20.10 to 29), `podman load`,
 //! `skopeo … docker-archive:`/`oci-archive:` and `umoci` all read it.
+//! Each blob is a regular member, once (Docker 29's importer takes only
+//! regular files and symlinks).
 //!
-//! Every layer is read twice and hashed once: the first pass checks that
-//! it is a whole tar (all before the first byte of output, so a bad layer
-//! never leaves something loadable) and computes its digest, which is
-//! both the blob name and the diff_id (layers are stored uncompressed);
-//! the second pass copies it into the output, by `copy_file_range`/
-//! `sendfile` where the kernel can. Each blob is a regular member, once
-//! (Docker 29's importer takes only regular files and symlinks).
+//! Member order: `blobs/`, `blobs/sha256/`, the layer blobs in manifest
+//! order (a layer given twice is stored once, where it first appears),
+//! the config blob, the manifest blob, `index.json`, `manifest.json`,
+//! `oci-layout`. The config and manifest name every layer digest, so they
+//! come after the layers; and since the documents that make an image
+//! loadable come last, output cut short anywhere is no image.
+//!
+//! A layer's digest is both its blob name and its diff_id (layers are
+//! stored uncompressed), and in a tar the name comes before the data.
+//! How each layer is read ([`crate::layerpass`]: once, checked as a tar
+//! and hashed on one thread while another reads and writes it) depends on
+//! where the image goes:
+//!
+//! - stdout is a regular file, not `O_APPEND`, with nothing after its
+//!   offset (`> FILE`, or appended to by a shell group): ONE pass per
+//!   layer. The header slot (512 bytes, more when the size needs pax) is
+//!   reserved, the layer's bytes are `pwrite`n after it as they are
+//!   hashed, and the header goes into its slot once the digest is known.
+//!   Until then the slot holds a block no tar reader accepts, so even a
+//!   killed run leaves no valid tar. On any error the file is truncated
+//!   back to the offset it had when we started: nothing of ours remains.
+//!   A layer found to repeat an earlier one is dropped by writing over it.
+//! - anything else (a pipe, a socket, a terminal, `O_APPEND`, a file with
+//!   bytes after the offset that are not ours to cut): TWO passes. Every
+//!   layer is checked and hashed before the first byte goes out, then
+//!   copied by `copy_file_range`/`splice`; a layer that changed in between
+//!   is refused, and an error after the first byte ends the stream with a
+//!   block no tar reader accepts ([`tarfmt::poison_block`]).
+//! - `--oci-dir`: one pass per layer into a blob file under a temporary
+//!   name in a temporary directory, renamed to its digest, the directory
+//!   renamed into place at the end.
+//!
+//! Both tar paths produce the same bytes from [`Image::head`],
+//! [`blob_header`] and [`Image::tail`], so a pipe and a file agree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::layerpass::{self, Hashed, LayerFile};
 use crate::reference::{self, Reference};
 use crate::tarfmt::{self, Kind, Member};
 
@@ -40,97 +71,6 @@ pub struct ImageOptions {
     pub arch: Option<String>,
     pub layers: Vec<PathBuf>,
     pub epoch: u64,
-}
-
-/// One layer after the checking pass.
-struct Layer {
-    path: PathBuf,
-    file: File,
-    size: u64,
-    digest: String,
-    /// (ino, mtime, mtime_nsec, ctime, ctime_nsec): the copy pass refuses
-    /// a layer that changed after it was hashed.
-    identity: (u64, i64, i64, i64, i64),
-}
-
-fn identity(m: &fs::Metadata) -> (u64, i64, i64, i64, i64) {
-    (
-        m.ino(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-    )
-}
-
-/// A reader that hashes what passes through it.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-}
-
-fn discard<R: Read>(r: &mut R, n: u64) -> io::Result<()> {
-    let copied = io::copy(&mut r.take(n), &mut io::sink())?;
-    if copied != n {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "archive ends inside a member's data (truncated?)",
-        ));
-    }
-    Ok(())
-}
-
-/// Opens, checks and hashes one layer.
-fn check_layer(path: &Path) -> Result<Layer> {
-    let mut file =
-        File::open(path).with_context(|| format!("cannot open layer {}", path.display()))?;
-    let mut meta = file
-        .metadata()
-        .with_context(|| format!("cannot stat layer {}", path.display()))?;
-    if !meta.is_file() {
-        // A pipe (`dockpack image <(dockpack layer …)`) can be read only
-        // once, and the blob's name (its digest) comes before its bytes
-        // in the tar: keep a private copy in $TMPDIR.
-        let mut spool = tempfile::tempfile().context("cannot create a temporary file")?;
-        io::copy(&mut file, &mut spool)
-            .with_context(|| format!("reading layer {}", path.display()))?;
-        spool.rewind().context("rewinding a temporary file")?;
-        file = spool;
-        meta = file.metadata().context("cannot stat a temporary file")?;
-    }
-    let mut reader = BufReader::with_capacity(
-        1 << 20,
-        Hashing {
-            inner: &file,
-            hasher: Sha256::new(),
-            count: 0,
-        },
-    );
-    tarfmt::walk(&mut reader, discard, |_, _| Ok(true))
-        .map_err(|e| anyhow!("layer {}: {e}", path.display()))?;
-    // Whatever follows the end marker (GNU tar pads to 10 KiB records) is
-    // part of the blob too.
-    io::copy(&mut reader, &mut io::sink())
-        .with_context(|| format!("reading layer {}", path.display()))?;
-    let hashing = reader.into_inner();
-    let digest: [u8; 32] = hashing.hasher.finalize().into();
-    Ok(Layer {
-        path: path.to_path_buf(),
-        size: hashing.count,
-        digest: filelist::hex::encode(&digest),
-        identity: identity(&meta),
-        file,
-    })
 }
 
 // The JSON documents. Hand-written rather than `oci-spec`'s types: those
@@ -256,33 +196,17 @@ fn host_arch() -> &'static str {
     }
 }
 
-/// Everything decided before the first byte of output.
-pub struct Plan {
-    layers: Vec<Layer>,
+/// The options checked and the layers opened: everything that can be
+/// refused without reading the layers, before the first byte of output.
+pub struct Inputs<'a> {
+    opts: &'a ImageOptions,
     refs: Vec<Reference>,
-    config: Vec<u8>,
-    config_digest: String,
-    manifest: Vec<u8>,
-    manifest_digest: String,
-    index: Vec<u8>,
-    docker_manifest: Vec<u8>,
-    pub arch: String,
+    cmd: Vec<String>,
+    layers: Vec<LayerFile>,
 }
 
-impl Plan {
-    /// `sha256:<hex>` of the config: the image id `docker images` shows.
-    pub fn image_id(&self) -> String {
-        format!("sha256:{}", self.config_digest)
-    }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    let d: [u8; 32] = Sha256::digest(bytes).into();
-    filelist::hex::encode(&d)
-}
-
-/// Checks every input and computes every document.
-pub fn plan(opts: &ImageOptions) -> Result<Plan> {
+/// Checks the options and opens every layer.
+pub fn prepare(opts: &ImageOptions) -> Result<Inputs<'_>> {
     if opts.layers.is_empty() {
         bail!("no layers given: an image needs at least one layer tar");
     }
@@ -298,12 +222,9 @@ pub fn plan(opts: &ImageOptions) -> Result<Plan> {
             _ => bail!("--env {e:?}: expected KEY=VALUE"),
         }
     }
-    let mut labels = BTreeMap::new();
     for l in &opts.labels {
         match l.split_once('=') {
-            Some((k, v)) if !k.is_empty() => {
-                labels.insert(k, v);
-            }
+            Some((k, _)) if !k.is_empty() => {}
             _ => bail!("--label {l:?}: expected KEY=VALUE"),
         }
     }
@@ -312,27 +233,106 @@ pub fn plan(opts: &ImageOptions) -> Result<Plan> {
             bail!("--arch {a:?}: expected a GOARCH name such as amd64 or arm64");
         }
     }
-    let mut layers = Vec::with_capacity(opts.layers.len());
-    for path in &opts.layers {
-        layers.push(check_layer(path)?);
-    }
+    let layers = opts
+        .layers
+        .iter()
+        .map(|p| LayerFile::open(p))
+        .collect::<Result<Vec<_>>>()?;
     let cmd: Vec<String> = if opts.cmd.is_empty() && opts.entrypoint.is_empty() {
         // The cookbook's convention: every image runs /init.
         vec!["/init".to_string()]
     } else {
         opts.cmd.clone()
     };
-    let arch = match &opts.arch {
-        Some(a) => a.clone(),
-        None => {
-            let program = opts.entrypoint.first().or(cmd.first());
-            let found = match program {
-                Some(p) => crate::arch::detect(&mut layers_files(&layers)?, p)?,
-                None => None,
-            };
-            found.unwrap_or_else(host_arch).to_string()
-        }
+    Ok(Inputs {
+        opts,
+        refs,
+        cmd,
+        layers,
+    })
+}
+
+/// The image's documents, computed once every layer is hashed.
+pub struct Image {
+    layers: Vec<Hashed>,
+    repo_tags: Vec<String>,
+    config: Vec<u8>,
+    config_digest: String,
+    manifest: Vec<u8>,
+    manifest_digest: String,
+    index: Vec<u8>,
+    docker_manifest: Vec<u8>,
+    epoch: u64,
+    pub arch: String,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let d: [u8; 32] = Sha256::digest(bytes).into();
+    filelist::hex::encode(&d)
+}
+
+fn layers_files(layers: &[LayerFile]) -> Result<Vec<(PathBuf, File)>> {
+    layers
+        .iter()
+        .map(|l| {
+            Ok((
+                l.path.clone(),
+                l.file
+                    .try_clone()
+                    .with_context(|| format!("reopening layer {}", l.path.display()))?,
+            ))
+        })
+        .collect()
+}
+
+/// The architecture: `--arch`, else that of the ELF program that
+/// Entrypoint or Cmd names in the layers ([`crate::arch`]), else the
+/// host's.
+fn find_arch(inputs: &Inputs<'_>) -> Result<String> {
+    let opts = inputs.opts;
+    if let Some(a) = &opts.arch {
+        return Ok(a.clone());
+    }
+    let program = opts.entrypoint.first().or(inputs.cmd.first());
+    let found = match program {
+        Some(p) => crate::arch::detect(&mut layers_files(&inputs.layers)?, p)?,
+        None => None,
     };
+    Ok(found.unwrap_or_else(host_arch).to_string())
+}
+
+/// Runs `passes` (the reads of the layers) while the architecture is
+/// looked up on another thread: the lookup walks every layer's headers
+/// again (6-7 ms for the minbase tree's 200 MB layer), time that the
+/// reading thread of a pass has spare. A failed pass is reported before
+/// a failed lookup, which can only be the same bad tar seen again.
+fn alongside_arch<T>(
+    inputs: &Inputs<'_>,
+    passes: impl FnOnce() -> Result<T>,
+) -> Result<(T, String)> {
+    if let Some(a) = &inputs.opts.arch {
+        return Ok((passes()?, a.clone()));
+    }
+    std::thread::scope(|s| {
+        let finder = s.spawn(|| find_arch(inputs));
+        let done = passes();
+        let arch = finder
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the architecture lookup failed")));
+        Ok((done?, arch?))
+    })
+}
+
+/// Computes every document from the inputs, the layers' digests and the
+/// architecture.
+fn documents(inputs: &Inputs<'_>, layers: Vec<Hashed>, arch: String) -> Result<Image> {
+    let opts = inputs.opts;
+    let cmd = &inputs.cmd;
+    let labels: BTreeMap<&str, &str> = opts
+        .labels
+        .iter()
+        .filter_map(|l| l.split_once('='))
+        .collect();
     let created = rfc3339(opts.epoch);
     let config = ImageConfig {
         created: &created,
@@ -342,7 +342,7 @@ pub fn plan(opts: &ImageOptions) -> Result<Plan> {
             user: opts.user.as_deref(),
             env: &opts.env,
             entrypoint: &opts.entrypoint,
-            cmd: &cmd,
+            cmd,
             working_dir: opts.workdir.as_deref(),
             labels,
         },
@@ -393,6 +393,7 @@ pub fn plan(opts: &ImageOptions) -> Result<Plan> {
     // One index entry per tag, as `docker save` writes: containerd's
     // full name and the tag alone as the OCI ref name (what `skopeo …
     // oci:DIR:TAG` and `umoci --image DIR:TAG` select by).
+    let refs = &inputs.refs;
     let manifests = if refs.is_empty() {
         vec![descriptor(BTreeMap::new())]
     } else {
@@ -411,192 +412,28 @@ pub fn plan(opts: &ImageOptions) -> Result<Plan> {
         manifests,
     })
     .context("encoding index.json")?;
+    let repo_tags: Vec<String> = refs.iter().map(|r| r.familiar.clone()).collect();
     let docker_manifest = serde_json::to_vec(&[DockerManifest {
         config: format!("blobs/sha256/{config_digest}"),
-        repo_tags: refs.iter().map(|r| r.familiar.as_str()).collect(),
+        repo_tags: repo_tags.iter().map(String::as_str).collect(),
         layers: layers
             .iter()
             .map(|l| format!("blobs/sha256/{}", l.digest))
             .collect(),
     }])
     .context("encoding manifest.json")?;
-    Ok(Plan {
+    Ok(Image {
         layers,
-        refs,
+        repo_tags,
         config,
         config_digest,
         manifest,
         manifest_digest,
         index,
         docker_manifest,
+        epoch: opts.epoch,
         arch,
     })
-}
-
-fn layers_files(layers: &[Layer]) -> Result<Vec<(PathBuf, File)>> {
-    layers
-        .iter()
-        .map(|l| {
-            Ok((
-                l.path.clone(),
-                l.file
-                    .try_clone()
-                    .with_context(|| format!("reopening layer {}", l.path.display()))?,
-            ))
-        })
-        .collect()
-}
-
-/// Rewinds a layer and checks it is the file that was hashed.
-fn reopen(layer: &Layer) -> Result<&File> {
-    let now = layer
-        .file
-        .metadata()
-        .with_context(|| format!("cannot stat layer {}", layer.path.display()))?;
-    if identity(&now) != layer.identity || now.len() != layer.size {
-        bail!(
-            "layer {} changed while the image was being written",
-            layer.path.display()
-        );
-    }
-    (&layer.file)
-        .seek(SeekFrom::Start(0))
-        .with_context(|| format!("reading layer {}", layer.path.display()))?;
-    Ok(&layer.file)
-}
-
-/// Copies a layer into `out`. `io::copy` from a `File` to a file, a
-/// pipe or a `BufWriter` over either runs in the kernel
-/// (`copy_file_range`, `splice`, `sendfile`): no pass through user space.
-fn copy_layer<W: Write>(layer: &Layer, out: &mut W) -> Result<()> {
-    let file = reopen(layer)?;
-    let copied = io::copy(&mut file.take(layer.size), out).context("writing the image")?;
-    if copied != layer.size {
-        bail!("layer {} shrank while being copied", layer.path.display());
-    }
-    Ok(())
-}
-
-impl Plan {
-    /// The members of the image, in the order `docker save` writes them
-    /// (sorted by name); each blob once.
-    fn blobs(&self) -> Vec<(String, Blob<'_>)> {
-        let mut blobs: BTreeMap<String, Blob<'_>> = BTreeMap::new();
-        for l in &self.layers {
-            blobs.entry(l.digest.clone()).or_insert(Blob::Layer(l));
-        }
-        blobs.insert(self.config_digest.clone(), Blob::Bytes(&self.config));
-        blobs.insert(self.manifest_digest.clone(), Blob::Bytes(&self.manifest));
-        blobs.into_iter().collect()
-    }
-
-    /// Writes the image as one tar to `out`.
-    pub fn write_tar<W: Write>(&self, epoch: u64, out: &mut W) -> Result<()> {
-        let dir = |name: &'static [u8]| Member {
-            name,
-            kind: Kind::Directory,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            mtime: epoch,
-            link: b"",
-            major: 0,
-            minor: 0,
-        };
-        let w = |e: io::Error| anyhow::Error::new(e).context("writing the image");
-        tarfmt::write_header(out, &dir(b"blobs/")).map_err(w)?;
-        tarfmt::write_header(out, &dir(b"blobs/sha256/")).map_err(w)?;
-        for (digest, blob) in self.blobs() {
-            let name = format!("blobs/sha256/{digest}");
-            let size = match blob {
-                Blob::Layer(l) => l.size,
-                Blob::Bytes(b) => b.len() as u64,
-            };
-            let m = file_member(name.as_bytes(), size, epoch);
-            tarfmt::write_header(out, &m).map_err(w)?;
-            match blob {
-                Blob::Layer(l) => copy_layer(l, out)?,
-                Blob::Bytes(b) => out.write_all(b).map_err(w)?,
-            }
-            out.write_all(&[0u8; tarfmt::BLOCK][..tarfmt::padding(size)])
-                .map_err(w)?;
-        }
-        for (name, bytes) in [
-            (&b"index.json"[..], &self.index[..]),
-            (b"manifest.json", &self.docker_manifest),
-            (b"oci-layout", OCI_LAYOUT),
-        ] {
-            let size = bytes.len() as u64;
-            tarfmt::write_header(out, &file_member(name, size, epoch)).map_err(w)?;
-            out.write_all(bytes).map_err(w)?;
-            out.write_all(&[0u8; tarfmt::BLOCK][..tarfmt::padding(size)])
-                .map_err(w)?;
-        }
-        tarfmt::write_end(out).map_err(w)?;
-        out.flush().map_err(w)
-    }
-
-    /// Writes the layout into a new directory `dest`: built in a sibling
-    /// temporary directory and renamed into place at the end, so a
-    /// failure leaves nothing that looks like an image.
-    pub fn write_dir(&self, dest: &Path) -> Result<()> {
-        if let Ok(mut entries) = fs::read_dir(dest) {
-            if entries.next().is_some() {
-                bail!(
-                    "--oci-dir {}: directory exists and is not empty",
-                    dest.display()
-                );
-            }
-        }
-        let parent = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let base = dest
-            .file_name()
-            .ok_or_else(|| anyhow!("--oci-dir {}: not a directory name", dest.display()))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.tmp-", base.to_string_lossy()))
-            .tempdir_in(parent)
-            .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
-        let blobs = tmp.path().join("blobs/sha256");
-        fs::create_dir_all(&blobs).with_context(|| format!("cannot create {}", blobs.display()))?;
-        for (digest, blob) in self.blobs() {
-            let path = blobs.join(&digest);
-            let mut f =
-                File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-            match blob {
-                Blob::Layer(l) => copy_layer(l, &mut f)?,
-                Blob::Bytes(b) => f
-                    .write_all(b)
-                    .with_context(|| format!("writing {}", path.display()))?,
-            }
-        }
-        for (name, bytes) in [
-            ("oci-layout", OCI_LAYOUT),
-            ("manifest.json", &self.docker_manifest[..]),
-            ("index.json", &self.index[..]),
-        ] {
-            let path = tmp.path().join(name);
-            fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-        }
-        let _ = fs::remove_dir(dest); // an empty directory is replaced
-        fs::rename(tmp.path(), dest)
-            .with_context(|| format!("cannot rename into {}", dest.display()))?;
-        let _ = tmp.keep();
-        Ok(())
-    }
-
-    /// The tags, as `docker images` shows them.
-    pub fn repo_tags(&self) -> Vec<&str> {
-        self.refs.iter().map(|r| r.familiar.as_str()).collect()
-    }
-}
-
-enum Blob<'a> {
-    Layer(&'a Layer),
-    Bytes(&'a [u8]),
 }
 
 fn file_member(name: &[u8], size: u64, epoch: u64) -> Member<'_> {
@@ -614,31 +451,358 @@ fn file_member(name: &[u8], size: u64, epoch: u64) -> Member<'_> {
     }
 }
 
+fn dir_member(name: &[u8], epoch: u64) -> Member<'_> {
+    Member {
+        name,
+        kind: Kind::Directory,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        mtime: epoch,
+        link: b"",
+        major: 0,
+        minor: 0,
+    }
+}
+
+/// The header of blob `digest` of `size` bytes: one 512-byte ustar
+/// block (the name `blobs/sha256/<64 hex>` is 77 bytes), with a pax
+/// header before it when the size does not fit 11 octal digits (8 GiB).
+/// Its length depends on the size only.
+pub fn blob_header(digest: &str, size: u64, epoch: u64) -> Vec<u8> {
+    let name = format!("blobs/sha256/{digest}");
+    let mut out = Vec::with_capacity(tarfmt::BLOCK);
+    // Writing into a Vec cannot fail; the only refusal (device numbers)
+    // does not apply to a regular member.
+    let _ = tarfmt::write_header(&mut out, &file_member(name.as_bytes(), size, epoch));
+    out
+}
+
+/// A member with its data and padding, appended to `out`.
+fn push_member(out: &mut Vec<u8>, name: &[u8], data: &[u8], epoch: u64) {
+    let size = data.len() as u64;
+    let _ = tarfmt::write_header(out, &file_member(name, size, epoch));
+    out.extend_from_slice(data);
+    out.extend_from_slice(&[0u8; tarfmt::BLOCK][..tarfmt::padding(size)]);
+}
+
+impl Image {
+    /// `sha256:<hex>` of the config: the image id `docker images` shows.
+    pub fn image_id(&self) -> String {
+        format!("sha256:{}", self.config_digest)
+    }
+
+    /// The tags, as `docker images` shows them.
+    pub fn repo_tags(&self) -> Vec<&str> {
+        self.repo_tags.iter().map(String::as_str).collect()
+    }
+
+    /// The members before the layer blobs: the two directories.
+    pub fn head(epoch: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 * tarfmt::BLOCK);
+        for name in [&b"blobs/"[..], b"blobs/sha256/"] {
+            let _ = tarfmt::write_header(&mut out, &dir_member(name, epoch));
+        }
+        out
+    }
+
+    /// Everything after the layer blobs, through the end-of-archive
+    /// blocks. `stored` holds the digests of the blobs already written
+    /// (a config equal to a layer would be stored once).
+    pub fn tail(&self, stored: &BTreeSet<String>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut stored = stored.clone();
+        for (digest, bytes) in [
+            (&self.config_digest, &self.config),
+            (&self.manifest_digest, &self.manifest),
+        ] {
+            if stored.insert(digest.clone()) {
+                let name = format!("blobs/sha256/{digest}");
+                push_member(&mut out, name.as_bytes(), bytes, self.epoch);
+            }
+        }
+        for (name, bytes) in [
+            (&b"index.json"[..], &self.index[..]),
+            (b"manifest.json", &self.docker_manifest),
+            (b"oci-layout", OCI_LAYOUT),
+        ] {
+            push_member(&mut out, name, bytes, self.epoch);
+        }
+        let _ = tarfmt::write_end(&mut out);
+        out
+    }
+}
+
+/// Writes the image tar on stdout, in one pass over each layer where
+/// stdout allows it (see the module comment), else in two.
+pub fn write_stdout(inputs: &Inputs<'_>) -> Result<Image> {
+    let stdout = io::stdout().lock();
+    match seekable_start(stdout.as_fd()).context("cannot inspect stdout")? {
+        Some(start) => {
+            let file = File::from(
+                stdout
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .context("cannot duplicate stdout")?,
+            );
+            drop(stdout);
+            write_seekable(inputs, &file, start)
+        }
+        None => {
+            drop(stdout);
+            let mut out = filtertool::stdout();
+            let mut started = false;
+            let result = write_stream(inputs, &mut out, &mut started);
+            if let Err(e) = &result {
+                if started && !filtertool::is_broken_pipe(e) {
+                    let _ = out.write_all(&tarfmt::poison_block());
+                    let _ = out.flush();
+                }
+            }
+            result
+        }
+    }
+}
+
+/// Where the image may be written in one pass, the offset it starts
+/// at: `fd` is a regular file, without `O_APPEND` (the kernel would put
+/// every `pwrite` at the end), with nothing after its offset.
+fn seekable_start(fd: BorrowedFd<'_>) -> io::Result<Option<u64>> {
+    let file = File::from(fd.try_clone_to_owned()?);
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    // SAFETY: F_GETFL on a descriptor we own; no pointers involved.
+    let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_APPEND != 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return Ok(None);
+    }
+    let start = (&file).stream_position()?;
+    if meta.len() > start {
+        // Bytes after the offset belong to someone else: a failure must
+        // not cut them off, so write as a stream does.
+        return Ok(None);
+    }
+    Ok(Some(start))
+}
+
+/// The single-pass writer, into `file` from offset `start`; on error the
+/// file is cut back to `start`.
+fn write_seekable(inputs: &Inputs<'_>, file: &File, start: u64) -> Result<Image> {
+    let result = write_seekable_from(inputs, file, start);
+    if result.is_err() {
+        // Nothing we wrote may remain; best effort, the error is reported.
+        let _ = file.set_len(start);
+        let _ = (&*file).seek(SeekFrom::Start(start));
+    }
+    result
+}
+
+fn write_seekable_from(inputs: &Inputs<'_>, file: &File, start: u64) -> Result<Image> {
+    let epoch = inputs.opts.epoch;
+    let at = |bytes: &[u8], off: u64| {
+        file.write_all_at(bytes, off)
+            .context("writing the image to stdout")
+    };
+    let head = Image::head(epoch);
+    at(&head, start)?;
+    let first = start + head.len() as u64;
+    let ((hashed, stored, mut off), arch) = alongside_arch(inputs, || {
+        let mut off = first;
+        let mut stored = BTreeSet::new();
+        let mut hashed = Vec::with_capacity(inputs.layers.len());
+        for layer in &inputs.layers {
+            let size = layer.identity.size;
+            let slot = blob_header(&"0".repeat(64), size, epoch).len() as u64;
+            // Until the real header is known its slot holds a block that
+            // no tar reader accepts.
+            at(&tarfmt::poison_block(), off)?;
+            let data = off + slot;
+            let mut sink = |bytes: &[u8], pos: u64| at(bytes, data + pos);
+            let h = layerpass::read_layer(layer, Some(&mut sink))?;
+            if stored.insert(h.digest.clone()) {
+                let header = blob_header(&h.digest, h.size, epoch);
+                if header.len() as u64 != slot {
+                    bail!("layer {}: header size changed", layer.path.display());
+                }
+                let pad = &[0u8; tarfmt::BLOCK][..tarfmt::padding(h.size)];
+                at(pad, data + h.size)?;
+                at(&header, off)?;
+                off = data + h.size + pad.len() as u64;
+            }
+            // A repeated layer leaves `off` where it was: what was
+            // written of it is overwritten by what follows, or cut off
+            // below.
+            hashed.push(h);
+        }
+        Ok((hashed, stored, off))
+    })?;
+    let image = documents(inputs, hashed, arch)?;
+    let tail = image.tail(&stored);
+    at(&tail, off)?;
+    off += tail.len() as u64;
+    file.set_len(off).context("writing the image to stdout")?;
+    // Leave the offset after the image, where a plain writer's would be.
+    (&*file)
+        .seek(SeekFrom::Start(off))
+        .context("writing the image to stdout")?;
+    Ok(image)
+}
+
+/// The two-pass writer: every layer is checked and hashed before the
+/// first byte, then copied. `started` is set once a byte may be out.
+pub fn write_stream<W: Write>(
+    inputs: &Inputs<'_>,
+    out: &mut W,
+    started: &mut bool,
+) -> Result<Image> {
+    let (hashed, arch) = alongside_arch(inputs, || {
+        inputs
+            .layers
+            .iter()
+            .map(|l| layerpass::read_layer(l, None))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let image = documents(inputs, hashed, arch)?;
+    let epoch = image.epoch;
+    let w = |e: io::Error| anyhow::Error::new(e).context("writing the image");
+    *started = true;
+    out.write_all(&Image::head(epoch)).map_err(w)?;
+    let mut stored = BTreeSet::new();
+    for (layer, h) in inputs.layers.iter().zip(&image.layers) {
+        if !stored.insert(h.digest.clone()) {
+            continue;
+        }
+        out.write_all(&blob_header(&h.digest, h.size, epoch))
+            .map_err(w)?;
+        copy_layer(layer, h.size, out)?;
+        out.write_all(&[0u8; tarfmt::BLOCK][..tarfmt::padding(h.size)])
+            .map_err(w)?;
+    }
+    out.write_all(&image.tail(&stored)).map_err(w)?;
+    out.flush().map_err(w)?;
+    Ok(image)
+}
+
+/// Copies a layer into `out` after checking it is the file that was
+/// hashed. `io::copy` from a `File` to a file, a pipe or a `BufWriter`
+/// over either runs in the kernel (`copy_file_range`, `splice`,
+/// `sendfile`): no pass through user space.
+fn copy_layer<W: Write>(layer: &LayerFile, size: u64, out: &mut W) -> Result<()> {
+    layer.check_unchanged()?;
+    let mut file = &layer.file;
+    file.seek(SeekFrom::Start(0))
+        .with_context(|| format!("reading layer {}", layer.path.display()))?;
+    let copied = io::copy(&mut file.take(size), out).context("writing the image")?;
+    if copied != size {
+        bail!("layer {} shrank while being copied", layer.path.display());
+    }
+    layer.check_unchanged()
+}
+
+/// Writes the layout into a new directory `dest`: built in a sibling
+/// temporary directory and renamed into place at the end, so a failure
+/// leaves nothing that looks like an image. Each layer is read once,
+/// into a blob file that is renamed to its digest.
+pub fn write_dir(inputs: &Inputs<'_>, dest: &Path) -> Result<Image> {
+    if let Ok(mut entries) = fs::read_dir(dest) {
+        if entries.next().is_some() {
+            bail!(
+                "--oci-dir {}: directory exists and is not empty",
+                dest.display()
+            );
+        }
+    }
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let base = dest
+        .file_name()
+        .ok_or_else(|| anyhow!("--oci-dir {}: not a directory name", dest.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.tmp-", base.to_string_lossy()))
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
+    let blobs = tmp.path().join("blobs/sha256");
+    fs::create_dir_all(&blobs).with_context(|| format!("cannot create {}", blobs.display()))?;
+    // The whole directory is private until the rename, so one fixed name
+    // for the blob being written is enough.
+    let partial = blobs.join(".partial");
+    let ((hashed, mut stored), arch) = alongside_arch(inputs, || {
+        let mut stored = BTreeSet::new();
+        let mut hashed = Vec::with_capacity(inputs.layers.len());
+        for layer in &inputs.layers {
+            let f = File::create(&partial)
+                .with_context(|| format!("cannot create {}", partial.display()))?;
+            let mut sink = |bytes: &[u8], pos: u64| {
+                f.write_all_at(bytes, pos)
+                    .with_context(|| format!("writing {}", partial.display()))
+            };
+            let h = layerpass::read_layer(layer, Some(&mut sink))?;
+            drop(f);
+            if stored.insert(h.digest.clone()) {
+                let path = blobs.join(&h.digest);
+                fs::rename(&partial, &path)
+                    .with_context(|| format!("cannot rename into {}", path.display()))?;
+            } else {
+                fs::remove_file(&partial)
+                    .with_context(|| format!("cannot remove {}", partial.display()))?;
+            }
+            hashed.push(h);
+        }
+        Ok((hashed, stored))
+    })?;
+    let image = documents(inputs, hashed, arch)?;
+    for (digest, bytes) in [
+        (&image.config_digest, &image.config),
+        (&image.manifest_digest, &image.manifest),
+    ] {
+        if stored.insert(digest.clone()) {
+            let path = blobs.join(digest);
+            fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    for (name, bytes) in [
+        ("oci-layout", OCI_LAYOUT),
+        ("manifest.json", &image.docker_manifest[..]),
+        ("index.json", &image.index[..]),
+    ] {
+        let path = tmp.path().join(name);
+        fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let _ = fs::remove_dir(dest); // an empty directory is replaced
+    fs::rename(tmp.path(), dest)
+        .with_context(|| format!("cannot rename into {}", dest.display()))?;
+    let _ = tmp.keep();
+    Ok(image)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pipes_are_spooled() {
-        use std::process::{Command, Stdio};
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg("head -c 1024 /dev/zero")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
-        let layer = check_layer(Path::new(&format!("/proc/self/fd/{fd}"))).unwrap();
-        child.wait().unwrap();
-        // Two zero blocks are an empty tar.
-        assert_eq!(layer.size, 1024);
-        assert_eq!(layer.digest, sha256_hex(&[0u8; 1024]));
-    }
 
     #[test]
     fn dates() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn blob_header_is_one_block_below_8_gib() {
+        let d = "a".repeat(64);
+        assert_eq!(blob_header(&d, 0, 0).len(), tarfmt::BLOCK);
+        assert_eq!(blob_header(&d, (8 << 30) - 1, 0).len(), tarfmt::BLOCK);
+        let big = blob_header(&d, 8 << 30, 0).len();
+        assert!(
+            big > tarfmt::BLOCK && big.is_multiple_of(tarfmt::BLOCK),
+            "{big}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The `dockpack` command line; the work is in the library.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -128,22 +128,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 layers,
                 epoch,
             };
-            let plan = image::plan(&opts)?;
-            match &oci_dir {
-                Some(dir) => plan.write_dir(dir)?,
-                None => {
-                    let mut out = filtertool::stdout();
-                    if let Err(e) = plan.write_tar(epoch, &mut out) {
-                        if !filtertool::is_broken_pipe(&e) {
-                            let _ = out.write_all(&dockpack::tarfmt::poison_block());
-                            let _ = out.flush();
-                        }
-                        return Err(e);
-                    }
-                }
-            }
+            let inputs = image::prepare(&opts)?;
+            let image = match &oci_dir {
+                Some(dir) => image::write_dir(&inputs, dir)?,
+                None => image::write_stdout(&inputs)?,
+            };
             if let Some(path) = iidfile {
-                std::fs::write(&path, plan.image_id())
+                std::fs::write(&path, image.image_id())
                     .with_context(|| format!("cannot write --iidfile {}", path.display()))?;
             }
         }

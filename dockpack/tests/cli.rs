@@ -407,3 +407,178 @@ fn oci_dir_failure_leaves_nothing() {
     let manifest = fs::read_to_string(dir.join("manifest.json")).unwrap();
     assert!(manifest.contains(r#""RepoTags":["a/b:c"]"#), "{manifest}");
 }
+
+/// `dockpack image` with stdout on `file` (a std `Command`, so that the
+/// descriptor is the file itself, not a pipe).
+fn image_into(args: &[&std::path::Path], file: fs::File) -> std::process::Output {
+    Command::new(assert_cmd::cargo::cargo_bin("dockpack"))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["image", "--tag", "x:1", "--arch", "amd64"])
+        .args(args)
+        .stdout(file)
+        .output()
+        .unwrap()
+}
+
+/// A layer of a few MiB (several read chunks) holding `fill`.
+fn big_layer(dir: &std::path::Path, name: &str, fill: u8) -> std::path::PathBuf {
+    let root = dir.join(format!("{name}-root"));
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("big"), vec![fill; 3 << 20]).unwrap();
+    fs::write(root.join("small"), [fill; 100]).unwrap();
+    let l = dir.join(format!("{name}.tar"));
+    layer(&root, &list(&root), &l);
+    l
+}
+
+/// A regular file on stdout takes the one-pass path (header slot
+/// reserved, header written after the data); a pipe takes the two-pass
+/// path. The bytes must be the same, also with a layer given twice
+/// (stored once: the one-pass writer drops what it wrote of the repeat),
+/// when the file already holds bytes before the offset, and for
+/// `O_APPEND` (which goes the two-pass way).
+#[test]
+fn image_to_a_file_is_the_image_to_a_pipe() {
+    use std::io::{Seek, SeekFrom, Write};
+    let t = tempfile::tempdir().unwrap();
+    let a = big_layer(t.path(), "a", b'a');
+    let b = big_layer(t.path(), "b", b'b');
+    for layers in [vec![&a], vec![&a, &b], vec![&b, &a, &b], vec![&a, &a]] {
+        let layers: Vec<&std::path::Path> = layers.iter().map(|p| p.as_path()).collect();
+        let piped = dockpack()
+            .args(["image", "--tag", "x:1", "--arch", "amd64"])
+            .args(&layers)
+            .output()
+            .unwrap();
+        assert!(piped.status.success());
+        let img = piped.stdout;
+        // A new file.
+        let p = t.path().join("img.tar");
+        let o = image_into(&layers, fs::File::create(&p).unwrap());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(fs::read(&p).unwrap() == img, "file differs from pipe");
+        assert!(gnu_tar_list(&p).contains("manifest.json"));
+        // A file with bytes before the offset, then more written after.
+        let mut f = fs::File::create(&p).unwrap();
+        f.write_all(b"prefix").unwrap();
+        let o = image_into(&layers, f.try_clone().unwrap());
+        assert!(o.status.success());
+        f.write_all(b"suffix").unwrap();
+        let got = fs::read(&p).unwrap();
+        assert!(got[..6] == *b"prefix" && got[6..got.len() - 6] == img[..]);
+        assert_eq!(
+            &got[got.len() - 6..],
+            b"suffix",
+            "offset not left at the end"
+        );
+        // O_APPEND.
+        fs::write(&p, b"prefix").unwrap();
+        let f = fs::OpenOptions::new().append(true).open(&p).unwrap();
+        assert!(image_into(&layers, f).status.success());
+        let got = fs::read(&p).unwrap();
+        assert!(got[..6] == *b"prefix" && got[6..] == img[..]);
+        // Bytes after the offset are not ours to cut: written over as a
+        // stream would, the rest left alone.
+        let junk = vec![b'j'; img.len() + 100];
+        fs::write(&p, &junk).unwrap();
+        let mut f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        assert!(image_into(&layers, f).status.success());
+        let got = fs::read(&p).unwrap();
+        assert!(got[..img.len()] == img[..] && got[img.len()..] == junk[img.len()..]);
+    }
+}
+
+/// A bad layer found after its bytes went into the file (the one-pass
+/// path only learns at the end that a tar is cut short): the file is cut
+/// back to what it held before, one line on stderr, exit 1.
+#[test]
+fn bad_layer_into_a_file_leaves_the_file_as_it_was() {
+    let t = tempfile::tempdir().unwrap();
+    let a = big_layer(t.path(), "a", b'a');
+    let bytes = fs::read(&a).unwrap();
+    let cut = t.path().join("cut.tar");
+    fs::write(&cut, &bytes[..bytes.len() - 1024]).unwrap();
+    let torn = t.path().join("torn.tar");
+    fs::write(&torn, &bytes[..2 << 20]).unwrap();
+    let mut junk_tail = bytes.clone();
+    let n = junk_tail.len();
+    junk_tail[n - 1024] = b'x';
+    let junk = t.path().join("junk-tail.tar");
+    fs::write(&junk, &junk_tail).unwrap();
+    let p = t.path().join("img.tar");
+    for (layers, want) in [
+        (vec![&cut], "cut.tar"),
+        (vec![&a, &cut], "cut.tar"),
+        (vec![&a, &torn], "torn.tar"),
+        (vec![&junk], "junk-tail.tar"),
+    ] {
+        let layers: Vec<&std::path::Path> = layers.iter().map(|p| p.as_path()).collect();
+        for prefix in [&b""[..], b"keep me\n"] {
+            fs::write(&p, prefix).unwrap();
+            let mut f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)).unwrap();
+            let o = image_into(&layers, f);
+            assert_eq!(o.status.code(), Some(1), "{layers:?}");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains(want) && err.lines().count() == 1,
+                "{layers:?}: {err}"
+            );
+            assert_eq!(fs::read(&p).unwrap(), prefix, "{layers:?}: output left");
+        }
+    }
+}
+
+/// `--oci-dir` reads each layer once into its blob file; a repeated
+/// layer is one blob, and the layout holds exactly the tar's blobs.
+#[test]
+fn oci_dir_blobs_are_the_tar_blobs() {
+    use sha2::Digest as _;
+    let t = tempfile::tempdir().unwrap();
+    let a = big_layer(t.path(), "a", b'a');
+    let b = big_layer(t.path(), "b", b'b');
+    let dir = t.path().join("oci");
+    let o = dockpack()
+        .args(["image", "--tag", "x:1", "--arch", "amd64", "--oci-dir"])
+        .arg(&dir)
+        .args([&a, &b, &a])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = t.path().join("img.tar");
+    let o = image_into(&[&a, &b, &a], fs::File::create(&img).unwrap());
+    assert!(o.status.success());
+    let x = t.path().join("x");
+    fs::create_dir(&x).unwrap();
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(&img)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let names = |d: &std::path::Path| {
+        let mut v: Vec<_> = fs::read_dir(d.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&dir), names(&x));
+    assert_eq!(names(&dir).len(), 4, "2 layers, config, manifest");
+    for n in names(&dir) {
+        let p = std::path::Path::new("blobs/sha256").join(&n);
+        let bytes = fs::read(dir.join(&p)).unwrap();
+        assert!(bytes == fs::read(x.join(&p)).unwrap(), "{n:?}");
+        assert_eq!(
+            common::hex(&sha2::Sha256::digest(&bytes)),
+            n.to_str().unwrap()
+        );
+    }
+    for f in ["index.json", "manifest.json", "oci-layout"] {
+        assert_eq!(fs::read(dir.join(f)).unwrap(), fs::read(x.join(f)).unwrap());
+    }
+}

@@ -197,7 +197,16 @@ fn real_engines_load_and_run_the_image() {
         .arg(&iid)
         .arg(&base)
         .arg(&upper));
-    fs::write(&img, &o.stdout).unwrap();
+    // The engines load the image as written to a file (the one-pass
+    // path); it must be the very bytes of the piped one (two-pass path).
+    let mut to_file = dp();
+    to_file
+        .args(["image", "--tag", &tag])
+        .arg(&base)
+        .arg(&upper)
+        .stdout(fs::File::create(&img).unwrap());
+    run(&mut to_file);
+    assert!(fs::read(&img).unwrap() == o.stdout, "file and pipe differ");
     let iid = fs::read_to_string(&iid).unwrap();
     assert!(iid.starts_with("sha256:") && iid.len() == 71, "{iid}");
     // A one-layer image where /gone is still there.
