@@ -295,7 +295,7 @@ fn file_whose_size_changes_while_hashed_is_an_error() {
     one_line_error(
         fileids().args(["-C", "/proc"]).write_stdin("./version\n"),
         1,
-        "fileids: \"./version\": file changed while being hashed (size 0 when opened",
+        "fileids: \"./version\": file changed while being hashed (size 0 when listed",
     );
 }
 
