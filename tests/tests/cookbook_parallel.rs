@@ -394,3 +394,51 @@ fn cookbook_under_minredo_j4_matches_sequential_minredo() {
     }
     sequential_then_parallel("minredo", &[&["-j4"]]);
 }
+
+// Un-ignore when make-do.sh makes its shims atomically (reported to the
+// lead with the fix; with the fix applied to a copy: 0 failures in 240
+// jobs, against a failure in each of 30 rounds without it).
+#[test]
+#[ignore = "scripts/make-do.sh races under make -j in a fresh directory: the first jobs \
+            write the .make-shims scripts at once, and one runs redo-ifchange while another \
+            is still writing it (Text file busy)"]
+fn make_j_in_a_fresh_directory_starts_its_first_jobs_cleanly() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if Command::new("make").arg("--version").output().is_err() {
+        eprintln!("skipping: make is not installed");
+        return;
+    }
+    let bins = support::binaries().unwrap_or_else(|e| panic!("{e}"));
+    let path = support::path_with(&bins);
+    // Six products that need nothing built first, so make starts all six
+    // jobs at once, each a make-do.sh that finds no shims yet.
+    let sources = [
+        "hello.c",
+        "need.sh",
+        "owner.sh",
+        "probe.sh",
+        "check.sh",
+        "docker.sh",
+    ];
+    let goals: Vec<String> = sources.iter().map(|s| format!("{s}.sha256")).collect();
+    let mut args = vec!["-j6"];
+    args.extend(goals.iter().map(String::as_str));
+    let top = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for round in 0..20 {
+        let d = top.path().join(format!("round{round}"));
+        fs::create_dir(&d).unwrap_or_else(|e| panic!("{e}"));
+        support::copy_scripts(&d).unwrap_or_else(|e| panic!("{e}"));
+        run(&path, &d, "make", &args, &[]);
+        for g in &goals {
+            let sum = fs::read_to_string(d.join(g)).unwrap_or_else(|e| panic!("{g}: {e}"));
+            assert_eq!(sum.trim().len(), 64, "round {round}: {g}: {sum:?}");
+        }
+        let stray: Vec<String> = fs::read_dir(&d)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".make-shims."))
+            .collect();
+        assert!(stray.is_empty(), "round {round}: {stray:?}");
+    }
+}
