@@ -737,6 +737,23 @@ mod tests {
     }
 
     #[test]
+    fn jobs_option_forms() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let parsed = |v: &[&str]| {
+            let a = args(v);
+            parse_jobs(&a).map(|(j, rest)| (j, rest.len()))
+        };
+        assert_eq!(parsed(&["-j4", "all"]), Ok((Some(4), 1)));
+        assert_eq!(parsed(&["-j", "2", "a", "b"]), Ok((Some(2), 2)));
+        assert_eq!(parsed(&["--jobs=3", "--", "-x"]), Ok((Some(3), 1)));
+        assert_eq!(parsed(&["--jobs", "1"]), Ok((Some(1), 0)));
+        assert_eq!(parsed(&["a", "-j4"]), Ok((None, 2)));
+        for bad in [&["-j0"][..], &["-jx"], &["-j"], &["--jobs=-1"]] {
+            assert!(parsed(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn key_escapes_slashes() {
         assert_eq!(key(Path::new("/a b/c.do")), "%2Fa%20b%2Fc.do");
     }
