@@ -538,7 +538,9 @@ impl Image {
 /// stdout allows it (see the module comment), else in two.
 pub fn write_stdout(inputs: &Inputs<'_>) -> Result<Image> {
     let stdout = io::stdout().lock();
-    match seekable_start(stdout.as_fd()).context("cannot inspect stdout")? {
+    // Where stdout cannot even be inspected (closed: EBADF), it is
+    // written as a stream, whose errors std and filtertool handle.
+    match seekable_start(stdout.as_fd()).unwrap_or(None) {
         Some(start) => {
             let file = File::from(
                 stdout
@@ -656,11 +658,7 @@ fn write_seekable_from(inputs: &Inputs<'_>, file: &File, start: u64) -> Result<I
 
 /// The two-pass writer: every layer is checked and hashed before the
 /// first byte, then copied. `started` is set once a byte may be out.
-pub fn write_stream<W: Write>(
-    inputs: &Inputs<'_>,
-    out: &mut W,
-    started: &mut bool,
-) -> Result<Image> {
+fn write_stream<W: Write>(inputs: &Inputs<'_>, out: &mut W, started: &mut bool) -> Result<Image> {
     let (hashed, arch) = alongside_arch(inputs, || {
         inputs
             .layers
