@@ -263,7 +263,7 @@ impl<'a> Packer<'a> {
         ) && on_disk != Some(kind)
         {
             bail!(
-                "{} is a {} on disk but the list says {}",
+                "{} is {} on disk but the list says {}",
                 path.display(),
                 type_name(disk.mode),
                 type_name(attrs.mode)
@@ -926,14 +926,5 @@ impl Packer<'_> {
 }
 
 fn type_name(mode: u32) -> &'static str {
-    match FileType::from_mode(mode) {
-        Some(FileType::Regular) => "regular file",
-        Some(FileType::Directory) => "directory",
-        Some(FileType::Symlink) => "symlink",
-        Some(FileType::CharDevice) => "character device",
-        Some(FileType::BlockDevice) => "block device",
-        Some(FileType::Fifo) => "FIFO",
-        Some(FileType::Socket) => "socket",
-        None => "file of unknown type",
-    }
+    FileType::from_mode(mode).map_or("a file of unknown type", FileType::name)
 }

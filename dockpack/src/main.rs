@@ -91,7 +91,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             keep_mtime,
         } => {
             let ownership = Ownership::from_options(owner.as_deref(), fakeroot.as_deref())
-                .map_err(|e| filtertool::fail(exit::USAGE, e))?;
+                .map_err(|e| {
+                    filtertool::fail(
+                        if e.is_usage() {
+                            exit::USAGE
+                        } else {
+                            exit::FAILURE
+                        },
+                        e.to_string(),
+                    )
+                })?;
             let opts = layer::LayerOptions {
                 dir,
                 nul: null,

@@ -221,6 +221,38 @@ fn bad_entries_are_refused() {
     }
 }
 
+/// A malformed `--owner` is a usage error (2); a state file that does not
+/// parse is bad input (1), as for fileids and mkinitrd.
+#[test]
+fn bad_owner_is_usage_and_bad_state_is_input() {
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    fs::write(&state, "dev=fe00,ino=1,mode=100644\n").unwrap();
+    for (args, code, want) in [
+        (
+            vec!["--owner".as_ref(), "root".as_ref()],
+            2,
+            "--owner wants UID:GID",
+        ),
+        (
+            vec!["--fakeroot".as_ref(), state.as_os_str()],
+            1,
+            "line 1: not a fakeroot state line",
+        ),
+    ] {
+        let o = dockpack()
+            .arg("layer")
+            .args(args)
+            .write_stdin("")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{err}");
+        assert!(err.contains(want) && err.lines().count() == 1, "{err}");
+        assert!(o.stdout.is_empty());
+    }
+}
+
 #[test]
 fn image_refuses_bad_input_before_any_output() {
     let t = tempfile::tempdir().unwrap();

@@ -72,7 +72,16 @@ pub struct Options {
 /// The tool's body: stdin to stdout.
 pub fn run(cli: Cli) -> Result<u8> {
     let ownership = Ownership::from_options(cli.owner.as_deref(), cli.fakeroot.as_deref())
-        .map_err(|e| anyhow!(e))?;
+        .map_err(|e| {
+            filtertool::fail(
+                if e.is_usage() {
+                    filtertool::exit::USAGE
+                } else {
+                    filtertool::exit::FAILURE
+                },
+                e.to_string(),
+            )
+        })?;
     let jobs = match cli.jobs {
         Some(n) => usize::from(n),
         None => thread::available_parallelism().map_or(1, |n| n.get()),
@@ -438,23 +447,26 @@ fn describe(
     let kind = FileType::from_mode(st.mode)
         .ok_or_else(|| anyhow!("{}: unknown file type in mode {:o}", quote(name), st.mode))?;
     let real_kind = FileType::from_mode(real.mode);
+    // The state may only say what fakeroot itself fakes: ownership and
+    // modes, and for `mknod` a device, FIFO or socket that is an empty
+    // regular file on disk (libfakeroot's mknod wrapper creates one). Any
+    // other type it claims would give a list the packers then refuse.
+    let faked_node = real_kind == Some(FileType::Regular)
+        && matches!(
+            kind,
+            FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket
+        );
+    if real_kind != Some(kind) && !faked_node {
+        bail!(
+            "{}: the fakeroot state says {}, but it is {}",
+            quote(name),
+            kind.name(),
+            real_kind.map_or("of unknown type", FileType::name)
+        );
+    }
     let digest = match kind {
-        FileType::Regular => {
-            if real_kind != Some(FileType::Regular) {
-                bail!(
-                    "{}: the fakeroot state says regular file, but it is not one",
-                    quote(name)
-                );
-            }
-            Digest::Zero
-        }
+        FileType::Regular => Digest::Zero,
         FileType::Symlink => {
-            if real_kind != Some(FileType::Symlink) {
-                bail!(
-                    "{}: the fakeroot state says symlink, but it is not one",
-                    quote(name)
-                );
-            }
             let target = fs::read_link(path)
                 .with_context(|| format!("{}: cannot read link", quote(name)))?;
             Digest::Sha256(Sha256::digest(target.as_os_str().as_bytes()).into())

@@ -303,7 +303,7 @@ fn file_whose_size_changes_while_hashed_is_an_error() {
 fn bad_options_are_usage_errors() {
     one_line_error(
         fileids().args(["--owner", "root"]).write_stdin(""),
-        1,
+        2,
         "fileids: --owner wants UID:GID",
     );
     one_line_error(
@@ -450,4 +450,60 @@ fn closed_stdout_exits_quietly() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A state may fake owners, modes and (as fakeroot's mknod does) a device
+/// or FIFO over an empty regular file; any other type change is refused,
+/// as the packers refuse the list it would give.
+#[test]
+fn fakeroot_state_may_not_change_a_files_type() {
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    fs::write(t.path().join("f"), b"").unwrap();
+    fs::create_dir(t.path().join("d")).unwrap();
+    let state = t.path().join("state");
+    let line = |name: &str, mode: &str| {
+        let m = fs::symlink_metadata(t.path().join(name)).unwrap();
+        format!(
+            "dev={:x},ino={},mode={mode},uid=0,gid=0,nlink=1,rdev=259\n",
+            m.dev(),
+            m.ino()
+        )
+    };
+    let run = |state_text: String, name: &str| {
+        fs::write(&state, state_text).unwrap();
+        fileids()
+            .current_dir(t.path())
+            .arg("--fakeroot")
+            .arg(&state)
+            .write_stdin(format!("./{name}\n"))
+            .output()
+            .unwrap()
+    };
+    // fakeroot's mknod: a character device and a FIFO over a regular file.
+    let out = run(line("f", "20644"), "f");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "./f 0020644-0-0-1:3\n"
+    );
+    let out = run(line("f", "10644"), "f");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "./f 0010644-0-0-0\n"
+    );
+    // A directory over a regular file, a regular file over a directory.
+    for (name, mode, says, is) in [
+        ("f", "40755", "a directory", "a regular file"),
+        ("d", "100644", "a regular file", "a directory"),
+        ("d", "20644", "a character device", "a directory"),
+    ] {
+        let out = run(line(name, mode), name);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            err,
+            format!("fileids: \"./{name}\": the fakeroot state says {says}, but it is {is}\n")
+        );
+    }
 }

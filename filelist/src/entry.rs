@@ -40,6 +40,19 @@ pub enum FileType {
 }
 
 impl FileType {
+    /// The type in words, with its article, for messages: "a directory".
+    pub fn name(self) -> &'static str {
+        match self {
+            FileType::Regular => "a regular file",
+            FileType::Directory => "a directory",
+            FileType::Symlink => "a symlink",
+            FileType::CharDevice => "a character device",
+            FileType::BlockDevice => "a block device",
+            FileType::Fifo => "a FIFO",
+            FileType::Socket => "a socket",
+        }
+    }
+
     /// The type encoded in `mode`'s `S_IFMT` bits, if it is one of the
     /// seven that `inode(7)` defines.
     pub fn from_mode(mode: u32) -> Option<FileType> {

@@ -19,6 +19,32 @@ use std::fmt;
 use std::io::{self, BufRead};
 use std::os::unix::fs::MetadataExt;
 
+/// Why [`Ownership::from_options`] failed. The tools exit 2 (usage) for
+/// a malformed `--owner` value and 1 for a state file that cannot be read
+/// or parsed, which is bad input like any other file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionsError {
+    Owner(String),
+    State(String),
+}
+
+impl OptionsError {
+    /// True for a malformed option value (the tools' usage exit code).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, OptionsError::Owner(_))
+    }
+}
+
+impl fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionsError::Owner(m) | OptionsError::State(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for OptionsError {}
+
 /// The attributes of a file that the list format and the packers use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
@@ -190,16 +216,21 @@ impl Ownership {
     pub fn from_options(
         owner: Option<&str>,
         fakeroot: Option<&std::path::Path>,
-    ) -> Result<Ownership, String> {
-        let owner = owner.map(parse_owner).transpose()?;
+    ) -> Result<Ownership, OptionsError> {
+        let owner = owner
+            .map(parse_owner)
+            .transpose()
+            .map_err(OptionsError::Owner)?;
+        let state_error = |path: &std::path::Path, e: &dyn fmt::Display| {
+            OptionsError::State(format!("{}: {}", path.display(), e))
+        };
         let fakeroot = match fakeroot {
             None => None,
             Some(path) => {
-                let file =
-                    std::fs::File::open(path).map_err(|e| format!("{}: {}", path.display(), e))?;
+                let file = std::fs::File::open(path).map_err(|e| state_error(path, &e))?;
                 Some(
                     FakerootState::parse(io::BufReader::new(file))
-                        .map_err(|e| format!("{}: {}", path.display(), e))?,
+                        .map_err(|e| state_error(path, &e))?,
                 )
             }
         };

@@ -284,8 +284,8 @@ impl<'a, W: Write> Packer<'a, W> {
                 if listed != eff_type {
                     bail!(
                         "the list says {} but it is {} on disk",
-                        describe(listed),
-                        describe(eff_type)
+                        listed.name(),
+                        eff_type.name()
                     );
                 }
                 let (uid, gid) = self.opts.ownership.owner.unwrap_or((f.uid, f.gid));
@@ -314,8 +314,8 @@ impl<'a, W: Write> Packer<'a, W> {
             if disk_type != Some(t) {
                 bail!(
                     "is {} on disk but {} in {}",
-                    disk_type.map_or("of unknown type", describe),
-                    describe(t),
+                    disk_type.map_or("of unknown type", FileType::name),
+                    t.name(),
                     if fields.is_some() {
                         "the list"
                     } else {
@@ -528,18 +528,6 @@ fn file_size(size: u64) -> Result<u32> {
     u32::try_from(size).map_err(|_| {
         anyhow!("{size} bytes is too large for newc, which holds files up to 4 GiB - 1")
     })
-}
-
-fn describe(t: FileType) -> &'static str {
-    match t {
-        FileType::Regular => "a regular file",
-        FileType::Directory => "a directory",
-        FileType::Symlink => "a symlink",
-        FileType::CharDevice => "a character device",
-        FileType::BlockDevice => "a block device",
-        FileType::Fifo => "a FIFO",
-        FileType::Socket => "a socket",
-    }
 }
 
 #[cfg(test)]

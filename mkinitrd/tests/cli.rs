@@ -381,13 +381,15 @@ fn bad_inputs_are_one_line_errors() {
         "ARCHIVE_PATH=HOST_FILE",
     );
     fails(mkinitrd(d, &["--add", "../init=/bin/sh"], b""), "'..'");
-    fails(mkinitrd(d, &["--owner", "root"], b""), "--owner");
+    // A malformed option is a usage error (2), a bad state file bad input (1).
+    let out = mkinitrd(d, &["--owner", "root"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    fails(out, "--owner");
     let state = d.join("bad-state");
     fs::write(&state, b"dev=fe00,ino=1,mode=100644\n").unwrap_or_else(|e| panic!("{e}"));
-    fails(
-        mkinitrd(d, &["--fakeroot", &state.to_string_lossy()], b""),
-        "line 1: not a fakeroot state line",
-    );
+    let out = mkinitrd(d, &["--fakeroot", &state.to_string_lossy()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    fails(out, "line 1: not a fakeroot state line");
     fails(
         mkinitrd(d, &["--fakeroot", "/nonexistent/state"], b""),
         "/nonexistent/state",
