@@ -11,8 +11,12 @@ set -e
 here=$(pwd -P)
 shims=$here/.make-shims
 if ! [ -x "$shims/redo" ]; then
-	mkdir -p "$shims"
-	cat >"$shims/redo-ifchange" <<'SHIM'
+	# The first jobs of make -j get here at once: each writes the shims
+	# into a directory of its own and renames it into place, so no job
+	# runs a shim another is still writing ("Text file busy"); when
+	# another job's directory won, the rename fails and ours goes.
+	new=$(mktemp -d "$here/.make-shims.XXXXXX")
+	cat >"$new/redo-ifchange" <<'SHIM'
 #!/bin/sh
 for f; do
 	if ! [ -e "$f" ] && ! [ -L "$f" ]; then
@@ -21,9 +25,14 @@ for f; do
 	fi
 done
 SHIM
-	printf '#!/bin/sh\nexit 0\n' >"$shims/redo-ifcreate"
-	printf '#!/bin/sh\nexec "%s/make-do.sh" "$@"\n' "$here" >"$shims/redo"
-	chmod +x "$shims/redo-ifchange" "$shims/redo-ifcreate" "$shims/redo"
+	printf '#!/bin/sh\nexit 0\n' >"$new/redo-ifcreate"
+	printf '#!/bin/sh\nexec "%s/make-do.sh" "$@"\n' "$here" >"$new/redo"
+	chmod +x "$new/redo-ifchange" "$new/redo-ifcreate" "$new/redo"
+	mv -T "$new" "$shims" 2>/dev/null || rm -rf "$new"
+	if ! [ -x "$shims/redo" ]; then
+		echo "make-do.sh: $shims is incomplete: remove it (make clean)" >&2
+		exit 1
+	fi
 fi
 for t; do
 	do= base=$t

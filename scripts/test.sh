@@ -1,7 +1,8 @@
 #!/bin/sh
-# Runs every test of the workspace: each tool's unit and integration tests
-# and the cross-tool pipeline tests (pipeline-tests), after the style and
-# lint checks. This is the README's test command; .ci/run calls it.
+# Runs every test of the workspace: each tool's unit and integration tests,
+# the cross-tool pipeline tests (pipeline-tests) and the reliability tests,
+# after the style and lint checks, then a bounded run of every fuzz target.
+# This is the README's test command; .ci/run calls it.
 set -eu
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
@@ -9,3 +10,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The pipeline tests run the tools' binaries: build them all first.
 cargo build --workspace --bins
 cargo test --workspace
+# Every fuzz target for 20 s (issue 8): about 3 min here, build included.
+# cargo-fuzz is a cargo plugin that .ci/run installs; without it, say so.
+if command -v cargo-fuzz >/dev/null 2>&1; then
+	scripts/fuzz.sh 20
+else
+	echo "test.sh: cargo-fuzz is not installed (cargo install cargo-fuzz --locked): skipping scripts/fuzz.sh" >&2
+fi

@@ -387,12 +387,9 @@ fn cookbook_under_make_j4_and_j8_matches_sequential_make() {
     sequential_then_parallel("make", &[&["-j4"], &["-j8"]]);
 }
 
-// Un-ignore when default.load.do is fixed (reported to the lead with the
-// fix; checked here with the fix applied to a copy: passes).
+// Found scripts/default.load.do asking for NAME.image and its side
+// product NAME.iid in one redo-ifchange, which redo -j checks in parallel.
 #[test]
-#[ignore = "scripts/default.load.do races under redo -j: its one redo-ifchange of NAME.image \
-            and NAME.iid checks the side product NAME.iid while NAME.image is still being built \
-            (no rule to make simple.iid); passes once it asks for the two one after the other"]
 fn cookbook_under_minredo_j4_matches_sequential_minredo() {
     if !support::is_root() {
         eprintln!("skipping: the VM, podman and docker runs need root on these machines");
@@ -401,13 +398,9 @@ fn cookbook_under_minredo_j4_matches_sequential_minredo() {
     sequential_then_parallel("minredo", &[&["-j4"]]);
 }
 
-// Un-ignore when make-do.sh makes its shims atomically (reported to the
-// lead with the fix; with the fix applied to a copy: 0 failures in 240
-// jobs, against a failure in each of 30 rounds without it).
+// Found scripts/make-do.sh writing its shims in place while other jobs
+// ran them ("Text file busy"); it now renames a finished directory in.
 #[test]
-#[ignore = "scripts/make-do.sh races under make -j in a fresh directory: the first jobs \
-            write the .make-shims scripts at once, and one runs redo-ifchange while another \
-            is still writing it (Text file busy)"]
 fn make_j_in_a_fresh_directory_starts_its_first_jobs_cleanly() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if Command::new("make").arg("--version").output().is_err() {
