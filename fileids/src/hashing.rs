@@ -85,6 +85,13 @@ impl Stream {
         })
     }
 
+    /// The `lstat` size, and the bytes of it not hashed yet.
+    fn progress(&self) -> (u64, u64) {
+        let size = self.before.size();
+        let hashed = self.total - (self.end - self.start) as u64;
+        (size, size.saturating_sub(hashed))
+    }
+
     /// Reads until at least one whole block waits to be hashed; `None`
     /// then, or the file's result once it has been read to the end (or
     /// could not be). The buffer is given back with the result.
@@ -189,17 +196,25 @@ impl Lanes {
         self.streams.push(stream);
     }
 
+    /// The size and remaining bytes of the file with most left to hash.
+    pub fn largest(&self) -> Option<(u64, u64)> {
+        self.streams
+            .iter()
+            .map(Stream::progress)
+            .max_by_key(|&(_, remaining)| remaining)
+    }
+
     /// Reads what the lanes need, hands every file that ended to `done`
-    /// (with its sequence number), and hashes as many whole blocks as all
-    /// remaining lanes have ready.
-    pub fn step(&mut self, mut done: impl FnMut(u64, Result<Fields>)) {
+    /// (with its sequence number and `lstat` size), and hashes as many
+    /// whole blocks as all remaining lanes have ready.
+    pub fn step(&mut self, mut done: impl FnMut(u64, u64, Result<Fields>)) {
         let mut i = 0;
         while i < self.streams.len() {
             match self.streams[i].fill() {
                 None => i += 1,
                 Some(result) => {
                     let stream = self.streams.swap_remove(i);
-                    done(stream.seq, result);
+                    done(stream.seq, stream.before.size(), result);
                     self.spare.push(stream.buf);
                 }
             }
