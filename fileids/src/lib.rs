@@ -287,7 +287,9 @@ impl Pool {
         if lanes.is_full() {
             return false;
         }
-        if !self.input_done.load(Ordering::Relaxed) {
+        // One thread does all the work anyway: four messages at a time
+        // is always faster then.
+        if self.workers < 2 || !self.input_done.load(Ordering::Relaxed) {
             return true;
         }
         match lanes.largest() {
