@@ -15,9 +15,10 @@
 //! beside its output, or two jobs that shared one, shows up as a stray or
 //! a differing file. Then a second parallel build must change nothing.
 //!
-//! The Debian container (a debootstrap of about 200 MB) is left out by
-//! default (`NO_DEBIAN=1`): it needs the network and would add minutes to
-//! CI. `PIPELINE_TESTS_PARALLEL_DEBIAN=1` puts it in. Then the reference
+//! The Debian container (a debootstrap of about 200 MB) is left out of a
+//! plain `cargo test` (`NO_DEBIAN=1`): it needs the network and adds about
+//! 70 s. `PIPELINE_TESTS_PARALLEL_DEBIAN=1` puts it in; `scripts/test.sh`
+//! (and so CI) sets it. Then the reference
 //! runs debootstrap once and the parallel copies start from its trees, as
 //! `cookbook.rs` does for make (two debootstraps never give the same
 //! bytes: logs and caches hold times); minredo takes the two trees as
