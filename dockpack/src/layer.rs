@@ -254,14 +254,16 @@ impl<'a> Packer<'a> {
         let kind = FileType::from_mode(attrs.mode)
             .ok_or_else(|| anyhow!("unknown file type in mode {:o}", attrs.mode))?;
         let on_disk = FileType::from_mode(disk.mode);
-        // Regular files, symlinks and directories must be what the list
-        // says; a device or FIFO made under fakeroot is an empty regular
-        // file on disk, so for those the list alone decides.
-        if matches!(
-            kind,
-            FileType::Regular | FileType::Symlink | FileType::Directory
-        ) && on_disk != Some(kind)
-        {
+        // Every entry must be what the list says, except that a device or
+        // FIFO made under fakeroot is an empty regular file on disk
+        // (libfakeroot's mknod creates one and records the node in its
+        // state).
+        let faked_node = on_disk == Some(FileType::Regular)
+            && matches!(
+                kind,
+                FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket
+            );
+        if on_disk != Some(kind) && !faked_node {
             bail!(
                 "{} is {} on disk but the list says {}",
                 path.display(),

@@ -221,6 +221,34 @@ fn bad_entries_are_refused() {
     }
 }
 
+/// A list may say device or FIFO over the empty regular file fakeroot's
+/// mknod leaves, but not over a directory.
+#[test]
+fn listed_device_only_over_a_regular_file() {
+    let t = tempfile::tempdir().unwrap();
+    fs::write(t.path().join("node"), b"").unwrap();
+    fs::create_dir(t.path().join("dir")).unwrap();
+    let run = |input: &str| {
+        dockpack()
+            .arg("layer")
+            .arg("-C")
+            .arg(t.path())
+            .write_stdin(input)
+            .output()
+            .unwrap()
+    };
+    let o = run("./node 0020644-0-0-1:3\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run("./dir 0020644-0-0-1:3\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is a directory on disk but the list says a character device")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
 /// A malformed `--owner` is a usage error (2); a state file that does not
 /// parse is bad input (1), as for fileids and mkinitrd.
 #[test]

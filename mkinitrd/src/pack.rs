@@ -372,6 +372,11 @@ impl<'a, W: Write> Packer<'a, W> {
                 Ok(())
             }
             FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket => {
+                // fakeroot's mknod leaves an empty regular file where its
+                // state records the node; anything else must be the node.
+                if disk_type != Some(FileType::Regular) {
+                    needs_disk(eff_type)?;
+                }
                 header.ino = self.alloc_ino()?;
                 (header.rdev_major, header.rdev_minor) = rdev;
                 self.out.append(&header, &mut io::empty())?;

@@ -577,3 +577,32 @@ fn failed_gzip_archive_is_not_a_whole_gzip_stream() {
     assert!(!unzipped.status.success(), "gzip accepted a failed archive");
     assert!(!unzipped.stdout.windows(10).any(|w| w == b"TRAILER!!!"));
 }
+
+/// A state may put a device or FIFO over the empty regular file
+/// fakeroot's mknod leaves, but not over a directory.
+#[test]
+fn fakeroot_device_only_over_a_regular_file() {
+    let t = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = t.path();
+    fs::write(d.join("node"), b"").unwrap_or_else(|e| panic!("{e}"));
+    fs::create_dir(d.join("dir")).unwrap_or_else(|e| panic!("{e}"));
+    let state = d.join("state");
+    let line = |name: &str| {
+        let m = fs::symlink_metadata(d.join(name)).unwrap_or_else(|e| panic!("{e}"));
+        format!(
+            "dev={:x},ino={},mode=20644,uid=0,gid=0,nlink=1,rdev=259\n",
+            m.dev(),
+            m.ino()
+        )
+    };
+    let st = state.to_string_lossy().into_owned();
+    fs::write(&state, line("node")).unwrap_or_else(|e| panic!("{e}"));
+    ok(mkinitrd(d, &["--fakeroot", &st], b"./node\n"));
+    fs::write(&state, line("dir")).unwrap_or_else(|e| panic!("{e}"));
+    let out = mkinitrd(d, &["--fakeroot", &st], b"./dir\n");
+    assert_eq!(out.status.code(), Some(1));
+    fails(
+        out,
+        "is a directory on disk but a character device in the fakeroot state",
+    );
+}
