@@ -18,17 +18,16 @@
 //! loader can take the output for a complete layer.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, BufRead, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use filelist::archive::member_name;
+use filelist::archive::{member_name, Tree};
 use filelist::entry::{quote, Digest, FileType, Input};
 use filelist::owner::{major, minor, Ownership, Stat};
 use filelist::{RecordReader, Terminator};
@@ -135,8 +134,8 @@ struct Packer<'a> {
     owed: u64,
     /// The padding after it.
     owed_pad: u64,
-    /// `-C DIR`, opened once, for `openat2`.
-    root: Option<File>,
+    /// `-C DIR`, whose files are opened without following symlinks.
+    tree: Tree,
 }
 
 /// What the entry is to be written as.
@@ -163,7 +162,7 @@ impl<'a> Packer<'a> {
             hasher: None,
             owed: 0,
             owed_pad: 0,
-            root: None,
+            tree: Tree::new(&opts.dir),
         }
     }
 
@@ -499,7 +498,8 @@ impl<'a> Packer<'a> {
         member: &[u8],
     ) -> Result<(File, u64)> {
         let file = self
-            .open_beneath(member, path)
+            .tree
+            .open(member)
             .with_context(|| format!("cannot open {}", path.display()))?;
         let now = file
             .metadata()
@@ -864,65 +864,6 @@ impl Drop for HashThread {
         self.jobs = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
-        }
-    }
-}
-
-impl Packer<'_> {
-    /// Opens a file of the tree for reading without following any
-    /// symlink, in the name or on the way to it (`openat2(2)` with
-    /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`): a list that names
-    /// `a/passwd` where the tree has `a -> /etc` must not put the host's
-    /// file into the layer. Kernels before 5.6 lack `openat2`; there the
-    /// last component alone is checked (`O_NOFOLLOW`).
-    fn open_beneath(&mut self, member: &[u8], path: &Path) -> io::Result<File> {
-        if self.root.is_none() {
-            self.root = Some(
-                File::options()
-                    .read(true)
-                    .custom_flags(libc::O_DIRECTORY)
-                    .open(&self.opts.dir)?,
-            );
-        }
-        let root = self.root.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
-        let rel = CString::new(member).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        #[repr(C)]
-        struct OpenHow {
-            flags: u64,
-            mode: u64,
-            resolve: u64,
-        }
-        let how = OpenHow {
-            flags: (libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
-            mode: 0,
-            resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
-        };
-        // SAFETY: `rel` is a NUL-terminated string and `how` an
-        // `open_how` of the size passed, both alive for the call.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root,
-                rel.as_ptr(),
-                &how as *const OpenHow,
-                std::mem::size_of::<OpenHow>(),
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: the kernel just gave us this descriptor.
-            return Ok(unsafe { File::from_raw_fd(fd as i32) });
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::ENOSYS) | Some(libc::EPERM) => File::options()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path),
-            Some(libc::ELOOP) | Some(libc::EXDEV) => Err(io::Error::new(
-                err.kind(),
-                "the path goes through a symlink in the tree",
-            )),
-            _ => Err(err),
         }
     }
 }

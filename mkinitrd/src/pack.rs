@@ -44,6 +44,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use filelist::archive::Tree;
 use filelist::entry::{quote, Digest, Fields, FileType, Input};
 use filelist::owner::{major, minor, Ownership, Stat};
 use sha2::{Digest as _, Sha256};
@@ -126,6 +127,8 @@ pub struct Packer<'a, W: Write> {
     /// A directory of the tree (member form, `a/b`) whose every component
     /// has been checked to be a real directory, not a symlink.
     verified: Vec<u8>,
+    /// `-C DIR`, whose files are opened without following symlinks.
+    tree: Tree,
 }
 
 impl<'a, W: Write> Packer<'a, W> {
@@ -137,6 +140,7 @@ impl<'a, W: Write> Packer<'a, W> {
             groups_seen: 0,
             groups: HashMap::new(),
             verified: Vec::new(),
+            tree: Tree::new(&opts.dir),
         }
     }
 
@@ -467,16 +471,19 @@ impl<'a, W: Write> Packer<'a, W> {
         expects: &[(&[u8], [u8; 32])],
         follow: bool,
     ) -> Result<()> {
-        // O_NONBLOCK: if the name was swapped for a FIFO since lstat, open
-        // must not hang (it has no effect on regular files).
-        let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
-        if !follow {
-            flags |= libc::O_NOFOLLOW;
-        }
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(flags)
-            .open(path)?;
+        let file = if follow {
+            // A `--add` host file, named by the user: symlinks to it are
+            // followed. O_NONBLOCK: if the name was swapped for a FIFO
+            // since stat, open must not hang (no effect on regular files).
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(path)?
+        } else {
+            // A member of the tree: no symlink anywhere on the way, even
+            // one swapped in after `check_parents` looked.
+            self.tree.open(&header.name)?
+        };
         let now = file.metadata()?;
         if (now.dev(), now.ino()) != (dev, ino) || !now.is_file() {
             bail!("was replaced by another file while being archived");
