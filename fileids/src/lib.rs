@@ -185,6 +185,9 @@ struct Pool {
     unhashed: AtomicU64,
     input_done: AtomicBool,
     workers: u64,
+    /// The writer failed (an error in the list, stdout closed): threads
+    /// drop the files in hand instead of hashing them to the end.
+    abandoned: AtomicBool,
 }
 
 struct PoolState {
@@ -205,6 +208,7 @@ impl Pool {
             unhashed: AtomicU64::new(0),
             input_done: AtomicBool::new(false),
             workers: workers as u64,
+            abandoned: AtomicBool::new(false),
             state: Mutex::new(PoolState {
                 jobs: BinaryHeap::new(),
                 results: VecDeque::with_capacity(WINDOW + 1),
@@ -237,9 +241,12 @@ impl Pool {
     }
 
     /// No more jobs; with `discard` (the writer failed) drop those not
-    /// started, so the workers stop at once.
+    /// started and those in hand, so the workers stop at once.
     fn close(&self, discard: bool) {
         self.input_done.store(true, Ordering::Relaxed);
+        if discard {
+            self.abandoned.store(true, Ordering::Relaxed);
+        }
         let mut state = self.lock();
         state.closed = true;
         if discard {
@@ -395,7 +402,7 @@ fn worker(pool: &Pool, ownership: &Ownership) {
                 Err(e) => pool.finish(seq, size, Err(e)),
             }
         }
-        if lanes.is_empty() {
+        if lanes.is_empty() || pool.abandoned.load(Ordering::Relaxed) {
             return;
         }
         lanes.step(|seq, size, result| pool.finish(seq, size, result));
