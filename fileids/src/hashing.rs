@@ -156,7 +156,7 @@ impl Stream {
                 "{}: file changed while being hashed (size {} when listed, {}{} read, {} now)",
                 quote(&self.name),
                 size,
-                if self.total > size { "more than " } else { "" },
+                if self.total > size { "at least " } else { "" },
                 self.total,
                 after.size()
             );
