@@ -17,7 +17,7 @@
 //! thrown away, at most 16 MiB a run: nothing is written to disk but the
 //! states (a few hundred bytes each).
 
-use reliability_tests::tool;
+use reliability_tests::{tool, Rng};
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -31,28 +31,6 @@ const STATES: usize = 200;
 const LIMIT: Duration = Duration::from_secs(20);
 /// Output read from a run before it is called unbounded.
 const MAX_OUTPUT: u64 = 16 << 20;
-
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-    fn pick<'a, T: ?Sized>(&mut self, items: &[&'a T]) -> &'a T {
-        items[self.below(items.len())]
-    }
-}
 
 /// Modes with every file type bit pattern the kernel knows, and some it
 /// does not, with odd permission bits.

@@ -7,28 +7,9 @@
 //! number of inputs per target (default 200 000: 1.2M in all, about 10 s).
 
 use reliability_tests::parsers::TARGETS;
-use reliability_tests::workspace_root;
+use reliability_tests::{workspace_root, Rng};
 use std::fs;
 use std::panic;
-
-/// xorshift64*: deterministic, so a failure reproduces from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
 
 /// Byte strings that matter to the formats under test.
 const TOKENS: &[&[u8]] = &[
@@ -129,7 +110,7 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
             }
             _ => {
                 let i = rng.below(len + 1);
-                let b = (rng.next() & 0xff) as u8;
+                let b = (rng.next_u64() & 0xff) as u8;
                 input.insert(i, b);
             }
         }

@@ -6,30 +6,12 @@
 //! vectors to every tool; the exit code must be a defined one and a
 //! failure must say one line.
 
-use reliability_tests::tool;
 use reliability_tests::workspace_root;
+use reliability_tests::{tool, Rng};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
 
 const TOKENS: &[&[u8]] = &[
     b" ",
@@ -70,7 +52,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
             3 if len > 0 => input.truncate(rng.below(len)),
             _ => {
                 let i = rng.below(len + 1);
-                input.insert(i, (rng.next() & 0xff) as u8);
+                input.insert(i, (rng.next_u64() & 0xff) as u8);
             }
         }
     }
