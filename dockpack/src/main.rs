@@ -91,16 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             keep_mtime,
         } => {
             let ownership = Ownership::from_options(owner.as_deref(), fakeroot.as_deref())
-                .map_err(|e| {
-                    filtertool::fail(
-                        if e.is_usage() {
-                            exit::USAGE
-                        } else {
-                            exit::FAILURE
-                        },
-                        e.to_string(),
-                    )
-                })?;
+                .map_err(|e| filtertool::fail(e.exit_code(), e.to_string()))?;
             let opts = layer::LayerOptions {
                 dir,
                 nul: null,

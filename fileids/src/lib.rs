@@ -73,16 +73,7 @@ pub struct Options {
 /// The tool's body: stdin to stdout.
 pub fn run(cli: Cli) -> Result<u8> {
     let ownership = Ownership::from_options(cli.owner.as_deref(), cli.fakeroot.as_deref())
-        .map_err(|e| {
-            filtertool::fail(
-                if e.is_usage() {
-                    filtertool::exit::USAGE
-                } else {
-                    filtertool::exit::FAILURE
-                },
-                e.to_string(),
-            )
-        })?;
+        .map_err(|e| filtertool::fail(e.exit_code(), e.to_string()))?;
     let jobs = match cli.jobs {
         Some(n) => usize::from(n),
         None => thread::available_parallelism().map_or(1, |n| n.get()),

@@ -29,9 +29,14 @@ pub enum OptionsError {
 }
 
 impl OptionsError {
-    /// True for a malformed option value (the tools' usage exit code).
-    pub fn is_usage(&self) -> bool {
-        matches!(self, OptionsError::Owner(_))
+    /// The exit code for this error: 2 for a malformed option value, 1
+    /// for a bad state file (`filtertool::exit::USAGE` and `FAILURE`,
+    /// the coreutils convention; the tools' tests check both).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            OptionsError::Owner(_) => 2,
+            OptionsError::State(_) => 1,
+        }
     }
 }
 

@@ -71,16 +71,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             .map_err(|e| filtertool::fail(filtertool::exit::USAGE, e))?;
     }
     let ownership = Ownership::from_options(cli.owner.as_deref(), cli.fakeroot.as_deref())
-        .map_err(|e| {
-            filtertool::fail(
-                if e.is_usage() {
-                    filtertool::exit::USAGE
-                } else {
-                    filtertool::exit::FAILURE
-                },
-                e.to_string(),
-            )
-        })?;
+        .map_err(|e| filtertool::fail(e.exit_code(), e.to_string()))?;
     let epoch = filelist::epoch::source_date_epoch()?;
     let epoch = u32::try_from(epoch).map_err(|_| {
         anyhow::anyhow!("SOURCE_DATE_EPOCH {epoch} is after 2106, beyond newc's 32-bit mtime")
