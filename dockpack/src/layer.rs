@@ -253,16 +253,7 @@ impl<'a> Packer<'a> {
         let kind = FileType::from_mode(attrs.mode)
             .ok_or_else(|| anyhow!("unknown file type in mode {:o}", attrs.mode))?;
         let on_disk = FileType::from_mode(disk.mode);
-        // Every entry must be what the list says, except that a device or
-        // FIFO made under fakeroot is an empty regular file on disk
-        // (libfakeroot's mknod creates one and records the node in its
-        // state).
-        let faked_node = on_disk == Some(FileType::Regular)
-            && matches!(
-                kind,
-                FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket
-            );
-        if on_disk != Some(kind) && !faked_node {
+        if !kind.fits_on_disk(on_disk) {
             bail!(
                 "{} is {} on disk but the list says {}",
                 path.display(),

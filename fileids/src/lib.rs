@@ -490,16 +490,9 @@ fn describe(
     let kind = FileType::from_mode(st.mode)
         .ok_or_else(|| anyhow!("{}: unknown file type in mode {:o}", quote(name), st.mode))?;
     let real_kind = FileType::from_mode(real.mode);
-    // The state may only say what fakeroot itself fakes: ownership and
-    // modes, and for `mknod` a device, FIFO or socket that is an empty
-    // regular file on disk (libfakeroot's mknod wrapper creates one). Any
-    // other type it claims would give a list the packers then refuse.
-    let faked_node = real_kind == Some(FileType::Regular)
-        && matches!(
-            kind,
-            FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket
-        );
-    if real_kind != Some(kind) && !faked_node {
+    // The state may only say what fakeroot itself fakes; any other type
+    // would give a list the packers then refuse.
+    if !kind.fits_on_disk(real_kind) {
         bail!(
             "{}: the fakeroot state says {}, but it is {}",
             quote(name),

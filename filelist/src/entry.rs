@@ -53,6 +53,24 @@ impl FileType {
         }
     }
 
+    /// Whether a file that a list or a fakeroot state calls `self` may be
+    /// `on_disk` in the tree: the same type, or a regular file standing
+    /// for a device, FIFO or socket, which is what libfakeroot's `mknod`
+    /// wrapper creates (an empty file) while its state records the node.
+    /// Every other difference is a list or state that does not describe
+    /// the tree, which the tools refuse.
+    pub fn fits_on_disk(self, on_disk: Option<FileType>) -> bool {
+        on_disk == Some(self)
+            || (on_disk == Some(FileType::Regular)
+                && matches!(
+                    self,
+                    FileType::CharDevice
+                        | FileType::BlockDevice
+                        | FileType::Fifo
+                        | FileType::Socket
+                ))
+    }
+
     /// The type encoded in `mode`'s `S_IFMT` bits, if it is one of the
     /// seven that `inode(7)` defines.
     pub fn from_mode(mode: u32) -> Option<FileType> {
@@ -350,6 +368,30 @@ mod tests {
         e.write_to(&mut out, Terminator::Newline).unwrap();
         assert_eq!(&out[..out.len() - 1], line);
         assert_eq!(out.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn what_may_stand_on_disk_for_a_listed_type() {
+        use FileType::*;
+        for (listed, disk, fits) in [
+            (Regular, Some(Regular), true),
+            (Directory, Some(Directory), true),
+            (Fifo, Some(Fifo), true),
+            // libfakeroot's mknod: an empty regular file for the node.
+            (CharDevice, Some(Regular), true),
+            (BlockDevice, Some(Regular), true),
+            (Fifo, Some(Regular), true),
+            (Socket, Some(Regular), true),
+            (Directory, Some(Regular), false),
+            (Symlink, Some(Regular), false),
+            (Regular, Some(Directory), false),
+            (CharDevice, Some(Directory), false),
+            (CharDevice, Some(BlockDevice), false),
+            (Regular, Some(CharDevice), false),
+            (Regular, None, false),
+        ] {
+            assert_eq!(listed.fits_on_disk(disk), fits, "{listed:?} on {disk:?}");
+        }
     }
 
     #[test]

@@ -314,21 +314,18 @@ impl<'a, W: Write> Packer<'a, W> {
         } else {
             self.opts.epoch
         };
-        let needs_disk = |t: FileType| -> Result<()> {
-            if disk_type != Some(t) {
-                bail!(
-                    "is {} on disk but {} in {}",
-                    disk_type.map_or("of unknown type", FileType::name),
-                    t.name(),
-                    if fields.is_some() {
-                        "the list"
-                    } else {
-                        "the fakeroot state"
-                    }
-                );
-            }
-            Ok(())
-        };
+        if !eff_type.fits_on_disk(disk_type) {
+            bail!(
+                "is {} on disk but {} in {}",
+                disk_type.map_or("of unknown type", FileType::name),
+                eff_type.name(),
+                if fields.is_some() {
+                    "the list"
+                } else {
+                    "the fakeroot state"
+                }
+            );
+        }
         let mut header = Header {
             name: member,
             ino: 0,
@@ -345,7 +342,6 @@ impl<'a, W: Write> Packer<'a, W> {
         };
         match eff_type {
             FileType::Regular => {
-                needs_disk(FileType::Regular)?;
                 header.filesize = file_size(meta.len())?;
                 if !follow && meta.nlink() > 1 {
                     return self.add_link(header, path, label, expect, &meta);
@@ -356,7 +352,6 @@ impl<'a, W: Write> Packer<'a, W> {
                 self.write_file(&header, path, (meta.dev(), meta.ino()), &expects, follow)
             }
             FileType::Symlink => {
-                needs_disk(FileType::Symlink)?;
                 let target = fs::read_link(path)?;
                 let target = target.as_os_str().as_bytes();
                 if let Some(want) = expect {
@@ -369,18 +364,12 @@ impl<'a, W: Write> Packer<'a, W> {
                 Ok(())
             }
             FileType::Directory => {
-                needs_disk(FileType::Directory)?;
                 header.ino = self.alloc_ino()?;
                 header.nlink = 2;
                 self.out.append(&header, &mut io::empty())?;
                 Ok(())
             }
             FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket => {
-                // fakeroot's mknod leaves an empty regular file where its
-                // state records the node; anything else must be the node.
-                if disk_type != Some(FileType::Regular) {
-                    needs_disk(eff_type)?;
-                }
                 header.ino = self.alloc_ino()?;
                 (header.rdev_major, header.rdev_minor) = rdev;
                 self.out.append(&header, &mut io::empty())?;
