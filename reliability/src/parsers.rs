@@ -105,6 +105,64 @@ pub fn ldso(data: &[u8]) {
     let _ = elfdeps::ldconf::join(a, b);
 }
 
+/// Not a parser but hand-written crypto: fileids' multi-message SHA-256
+/// (`fileids::sha256x`) against `sha2`. The first byte picks the number
+/// of messages (1-4) and how far each step may go; the rest is cut into
+/// the messages at lengths its bytes give. They are hashed together as
+/// fileids does, a message leaving its lane when fewer than 64 bytes are
+/// left, and every digest must equal `sha2`'s.
+pub fn sha256x(data: &[u8]) {
+    use fileids::sha256x::{compress, finish, INIT};
+    use sha2::{Digest as _, Sha256};
+    let Some((&control, mut rest)) = data.split_first() else {
+        return;
+    };
+    let lanes = 1 + usize::from(control & 3);
+    let step = 64 * (1 + usize::from(control >> 2));
+    let mut messages: Vec<&[u8]> = Vec::with_capacity(lanes);
+    for _ in 1..lanes {
+        let cut = rest
+            .first()
+            .map_or(0, |&b| usize::from(b) * 7)
+            .min(rest.len());
+        let (message, tail) = rest.split_at(cut);
+        messages.push(message);
+        rest = tail;
+    }
+    messages.push(rest);
+    let mut states = vec![INIT; messages.len()];
+    let mut pos = vec![0usize; messages.len()];
+    loop {
+        let active: Vec<usize> = (0..messages.len())
+            .filter(|&i| messages[i].len() - pos[i] >= 64)
+            .collect();
+        if active.is_empty() {
+            break;
+        }
+        let mut lane_states: Vec<[u32; 8]> = active.iter().map(|&i| states[i]).collect();
+        let slices: Vec<&[u8]> = active
+            .iter()
+            .map(|&i| &messages[i][pos[i]..messages[i].len().min(pos[i] + step)])
+            .collect();
+        let blocks = compress(&mut lane_states, &slices);
+        assert!(blocks > 0, "compress made no progress");
+        for (&i, state) in active.iter().zip(lane_states) {
+            states[i] = state;
+            pos[i] += blocks * 64;
+        }
+    }
+    for ((message, state), p) in messages.iter().zip(states).zip(pos) {
+        let ours = finish(state, &message[p..], message.len() as u64);
+        let theirs: [u8; 32] = Sha256::digest(message).into();
+        assert_eq!(
+            ours,
+            theirs,
+            "SHA-256 differs for a {}-byte message",
+            message.len()
+        );
+    }
+}
+
 /// A harness: takes any bytes, returns only if the parser did not panic.
 pub type Harness = fn(&[u8]);
 
@@ -116,4 +174,5 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("tar", tar),
     ("elf", elf),
     ("ldso", ldso),
+    ("sha256x", sha256x),
 ];

@@ -212,3 +212,8 @@ fn mutate_elf() {
 fn mutate_ldso() {
     run_target("ldso");
 }
+
+#[test]
+fn mutate_sha256x() {
+    run_target("sha256x");
+}

@@ -1,0 +1,6 @@
+//! Fuzz target `sha256x`: see reliability/src/parsers.rs for what it drives.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    reliability_tests::parsers::sha256x(data);
+});
