@@ -212,32 +212,9 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Writes `bytes` in double quotes with anything that is not printable
-/// ASCII escaped (`\n`, `\xff`), so messages stay one line and show
-/// invalid bytes instead of mangling them.
-pub fn write_quoted(f: &mut dyn fmt::Write, bytes: &[u8]) -> fmt::Result {
-    f.write_char('"')?;
-    for &b in bytes {
-        match b {
-            b'"' => f.write_str("\\\"")?,
-            b'\\' => f.write_str("\\\\")?,
-            b'\n' => f.write_str("\\n")?,
-            b'\t' => f.write_str("\\t")?,
-            b'\r' => f.write_str("\\r")?,
-            0x20..=0x7e => f.write_char(char::from(b))?,
-            _ => write!(f, "\\x{b:02x}")?,
-        }
-    }
-    f.write_char('"')
-}
-
-/// [`write_quoted`] into a new `String`: the form in which error messages
-/// name a path.
-pub fn quote(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() + 2);
-    let _ = write_quoted(&mut s, bytes);
-    s
-}
+// The quoting rule lives once, in filtertool; re-exported here because
+// the list format's errors were its first user.
+pub use filtertool::quote::{quote, write_quoted};
 
 /// Splits a record at its last space into the name and the parsed fields.
 pub fn split_line(line: &[u8]) -> Result<(&[u8], Fields), ParseError> {

@@ -9,6 +9,8 @@
 //! - argument errors are one line too, with the usage code the tool picks
 //!   (2 for filters like coreutils, 125 for the runners like `docker run`).
 
+pub mod quote;
+
 use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
