@@ -54,6 +54,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use filtertool::quote::{quote, quote_path};
+
 use crate::layerpass::{self, Hashed, LayerFile};
 use crate::reference::{self, Reference};
 use crate::tarfmt::{self, Kind, Member};
@@ -219,18 +221,21 @@ pub fn prepare(opts: &ImageOptions) -> Result<Inputs<'_>> {
     for e in &opts.env {
         match e.split_once('=') {
             Some((k, _)) if !k.is_empty() => {}
-            _ => bail!("--env {e:?}: expected KEY=VALUE"),
+            _ => bail!("--env {}: expected KEY=VALUE", quote(e.as_bytes())),
         }
     }
     for l in &opts.labels {
         match l.split_once('=') {
             Some((k, _)) if !k.is_empty() => {}
-            _ => bail!("--label {l:?}: expected KEY=VALUE"),
+            _ => bail!("--label {}: expected KEY=VALUE", quote(l.as_bytes())),
         }
     }
     if let Some(a) = &opts.arch {
         if a.is_empty() || !a.bytes().all(|c| c.is_ascii_alphanumeric()) {
-            bail!("--arch {a:?}: expected a GOARCH name such as amd64 or arm64");
+            bail!(
+                "--arch {}: expected a GOARCH name such as amd64 or arm64",
+                quote(a.as_bytes())
+            );
         }
     }
     let layers = opts
@@ -279,7 +284,7 @@ fn layers_files(layers: &[LayerFile]) -> Result<Vec<(PathBuf, File)>> {
                 l.path.clone(),
                 l.file
                     .try_clone()
-                    .with_context(|| format!("reopening layer {}", l.path.display()))?,
+                    .with_context(|| format!("reopening layer {}", quote_path(&l.path)))?,
             ))
         })
         .collect()
@@ -630,7 +635,7 @@ fn write_seekable_from(inputs: &Inputs<'_>, file: &File, start: u64) -> Result<I
             if stored.insert(h.digest.clone()) {
                 let header = blob_header(&h.digest, h.size, epoch);
                 if header.len() as u64 != slot {
-                    bail!("layer {}: header size changed", layer.path.display());
+                    bail!("layer {}: header size changed", quote_path(&layer.path));
                 }
                 let pad = &[0u8; tarfmt::BLOCK][..tarfmt::padding(h.size)];
                 at(pad, data + h.size)?;
@@ -695,10 +700,13 @@ fn copy_layer<W: Write>(layer: &LayerFile, size: u64, out: &mut W) -> Result<()>
     layer.check_unchanged()?;
     let mut file = &layer.file;
     file.seek(SeekFrom::Start(0))
-        .with_context(|| format!("reading layer {}", layer.path.display()))?;
+        .with_context(|| format!("reading layer {}", quote_path(&layer.path)))?;
     let copied = io::copy(&mut file.take(size), out).context("writing the image")?;
     if copied != size {
-        bail!("layer {} shrank while being copied", layer.path.display());
+        bail!(
+            "layer {} shrank while being copied",
+            quote_path(&layer.path)
+        );
     }
     layer.check_unchanged()
 }
@@ -708,27 +716,18 @@ fn copy_layer<W: Write>(layer: &LayerFile, size: u64, out: &mut W) -> Result<()>
 /// leaves nothing that looks like an image. Each layer is read once,
 /// into a blob file that is renamed to its digest.
 pub fn write_dir(inputs: &Inputs<'_>, dest: &Path) -> Result<Image> {
-    if let Ok(mut entries) = fs::read_dir(dest) {
-        if entries.next().is_some() {
-            bail!(
-                "--oci-dir {}: directory exists and is not empty",
-                dest.display()
-            );
-        }
-    }
-    let parent = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let shown = quote_path(dest);
+    check_oci_dir(dest)?;
+    let parent = parent_of(dest);
     let base = dest
         .file_name()
-        .ok_or_else(|| anyhow!("--oci-dir {}: not a directory name", dest.display()))?;
+        .ok_or_else(|| anyhow!("--oci-dir {shown}: not a directory name"))?;
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{}.tmp-", base.to_string_lossy()))
         .tempdir_in(parent)
-        .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
+        .with_context(|| format!("cannot create a directory in {}", quote_path(parent)))?;
     let blobs = tmp.path().join("blobs/sha256");
-    fs::create_dir_all(&blobs).with_context(|| format!("cannot create {}", blobs.display()))?;
+    fs::create_dir_all(&blobs).with_context(|| format!("cannot create {}", quote_path(&blobs)))?;
     // The whole directory is private until the rename, so one fixed name
     // for the blob being written is enough.
     let partial = blobs.join(".partial");
@@ -737,20 +736,20 @@ pub fn write_dir(inputs: &Inputs<'_>, dest: &Path) -> Result<Image> {
         let mut hashed = Vec::with_capacity(inputs.layers.len());
         for layer in &inputs.layers {
             let f = File::create(&partial)
-                .with_context(|| format!("cannot create {}", partial.display()))?;
+                .with_context(|| format!("cannot create {}", quote_path(&partial)))?;
             let mut sink = |bytes: &[u8], pos: u64| {
                 f.write_all_at(bytes, pos)
-                    .with_context(|| format!("writing {}", partial.display()))
+                    .with_context(|| format!("writing {}", quote_path(&partial)))
             };
             let h = layerpass::read_layer(layer, Some(&mut sink))?;
             drop(f);
             if stored.insert(h.digest.clone()) {
                 let path = blobs.join(&h.digest);
                 fs::rename(&partial, &path)
-                    .with_context(|| format!("cannot rename into {}", path.display()))?;
+                    .with_context(|| format!("cannot rename into {}", quote_path(&path)))?;
             } else {
                 fs::remove_file(&partial)
-                    .with_context(|| format!("cannot remove {}", partial.display()))?;
+                    .with_context(|| format!("cannot remove {}", quote_path(&partial)))?;
             }
             hashed.push(h);
         }
@@ -763,7 +762,7 @@ pub fn write_dir(inputs: &Inputs<'_>, dest: &Path) -> Result<Image> {
     ] {
         if stored.insert(digest.clone()) {
             let path = blobs.join(digest);
-            fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            fs::write(&path, bytes).with_context(|| format!("writing {}", quote_path(&path)))?;
         }
     }
     for (name, bytes) in [
@@ -772,13 +771,77 @@ pub fn write_dir(inputs: &Inputs<'_>, dest: &Path) -> Result<Image> {
         ("index.json", &image.index[..]),
     ] {
         let path = tmp.path().join(name);
-        fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        fs::write(&path, bytes).with_context(|| format!("writing {}", quote_path(&path)))?;
     }
-    let _ = fs::remove_dir(dest); // an empty directory is replaced
-    fs::rename(tmp.path(), dest)
-        .with_context(|| format!("cannot rename into {}", dest.display()))?;
+    // An empty directory is replaced. rename(2) never follows a symlink
+    // at `dest`: one put there since the check makes it fail (ENOTDIR),
+    // as does a non-empty directory (ENOTEMPTY); nothing is written
+    // through it.
+    let _ = fs::remove_dir(dest);
+    fs::rename(tmp.path(), dest).with_context(|| format!("cannot rename into {shown}"))?;
     let _ = tmp.keep();
     Ok(image)
+}
+
+/// The directory a named output goes in: where its temporary goes too,
+/// so that the final rename(2) stays within one filesystem.
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `--oci-dir` must be absent or an empty directory; a symlink there,
+/// dangling or not, is refused rather than followed.
+pub fn check_oci_dir(dest: &Path) -> Result<()> {
+    let shown = quote_path(dest);
+    match fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("--oci-dir {shown}"))),
+        Ok(m) if m.file_type().is_symlink() => {
+            bail!("--oci-dir {shown}: is a symbolic link; refusing to write through it")
+        }
+        Ok(m) if !m.is_dir() => bail!("--oci-dir {shown}: exists and is not a directory"),
+        Ok(_) => {
+            let mut entries = fs::read_dir(dest).with_context(|| format!("--oci-dir {shown}"))?;
+            if entries.next().is_some() {
+                bail!("--oci-dir {shown}: directory exists and is not empty");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes `bytes` to `path` as a new file: into a temporary file in the
+/// same directory, then rename(2) over `path`. A symlink at `path`
+/// (dangling too) is replaced, never written through, and a reader sees
+/// the old contents or the new, never half; on error the temporary is
+/// removed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = quote_path(path);
+    let base = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{shown}: not a file name"))?;
+    let parent = parent_of(path);
+    // 0666 less the umask, as a plain create would give.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.tmp-", base.to_string_lossy()))
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(parent)
+        // tempfile's error repeats the random name; the kind is enough.
+        .map_err(|e| match e.raw_os_error() {
+            Some(n) => io::Error::from_raw_os_error(n),
+            None => e,
+        })
+        .with_context(|| format!("cannot create a file in {}", quote_path(parent)))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.flush())
+        .with_context(|| format!("writing {}", quote_path(tmp.path())))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::Error::new(e.error).context(format!("cannot rename into {shown}")))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -25,14 +25,36 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest as _, Sha256};
 
+use filtertool::quote::quote_path;
+
 use crate::tarfmt;
+
+/// "a FIFO", "a character device", …: what a path is, for a message.
+pub fn file_type_name(m: &fs::Metadata) -> &'static str {
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a regular file"
+    }
+}
 
 /// Bytes per chunk: large enough that the per-chunk syscalls and channel
 /// hand-offs vanish, small enough to stay in cache between the reader's
@@ -73,22 +95,30 @@ pub struct LayerFile {
 }
 
 impl LayerFile {
-    /// Opens `path`. A pipe (`dockpack image <(dockpack layer …)`) can be
-    /// read only once, and in a tar on a pipe the blob's name (its
-    /// digest) comes before its bytes: it is copied to a private
-    /// temporary file in $TMPDIR first.
+    /// Opens `path`, which must be a regular file. The open is
+    /// `O_NONBLOCK` so that a FIFO with no writer cannot hang it
+    /// (open(2): "O_NONBLOCK ... the open() for reading-only returns
+    /// without delay"), and anything that is not a regular file is
+    /// refused before a byte is read: a FIFO or `/dev/zero` has no end
+    /// to read to, and a layer's blob name (its digest) comes before its
+    /// bytes in the image, so a stream would have to be spooled without
+    /// bound. `dockpack image <(dockpack layer …)` is refused for the
+    /// same reason: write the layer to a file first.
     pub fn open(path: &Path) -> Result<LayerFile> {
-        let mut file =
-            File::open(path).with_context(|| format!("cannot open layer {}", path.display()))?;
-        let mut meta = file
+        let shown = quote_path(path);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .with_context(|| format!("cannot open layer {shown}"))?;
+        let meta = file
             .metadata()
-            .with_context(|| format!("cannot stat layer {}", path.display()))?;
+            .with_context(|| format!("cannot stat layer {shown}"))?;
         if !meta.is_file() {
-            let mut spool = tempfile::tempfile().context("cannot create a temporary file")?;
-            io::copy(&mut file, &mut spool)
-                .with_context(|| format!("reading layer {}", path.display()))?;
-            file = spool;
-            meta = file.metadata().context("cannot stat a temporary file")?;
+            bail!(
+                "layer {shown}: is {}, not a regular file (write the layer to a file first)",
+                file_type_name(&meta)
+            );
         }
         Ok(LayerFile {
             path: path.to_path_buf(),
@@ -102,11 +132,11 @@ impl LayerFile {
         let now = self
             .file
             .metadata()
-            .with_context(|| format!("cannot stat layer {}", self.path.display()))?;
+            .with_context(|| format!("cannot stat layer {}", quote_path(&self.path)))?;
         if Identity::of(&now) != self.identity {
             bail!(
                 "layer {} changed while the image was being written",
-                self.path.display()
+                quote_path(&self.path)
             );
         }
         Ok(())
@@ -176,14 +206,14 @@ fn feed(
             }
         };
         let n = read_full_at(&layer.file, &mut buf, pos)
-            .with_context(|| format!("reading layer {}", layer.path.display()))?;
+            .with_context(|| format!("reading layer {}", quote_path(&layer.path)))?;
         if n == 0 {
             break;
         }
         if pos + n as u64 > layer.identity.size {
             bail!(
                 "layer {} grew while the image was being written",
-                layer.path.display()
+                quote_path(&layer.path)
             );
         }
         if let Some(s) = sink.as_mut() {
@@ -315,13 +345,13 @@ pub fn read_layer(layer: &LayerFile, sink: Option<&mut Sink<'_>>) -> Result<Hash
     // Then a change of the file, which explains a bad tar too.
     let fed = fed?;
     layer.check_unchanged()?;
-    walked.map_err(|e| anyhow!("layer {}: {e}", layer.path.display()))?;
+    walked.map_err(|e| anyhow!("layer {}: {e}", quote_path(&layer.path)))?;
     let (digest, size) = hashed;
     match fed {
         Fed::Done(n) if n == size && n == layer.identity.size => {}
         _ => bail!(
             "layer {} changed while the image was being written",
-            layer.path.display()
+            quote_path(&layer.path)
         ),
     }
     Ok(Hashed { digest, size })
@@ -438,14 +468,14 @@ mod tests {
         more.extend_from_slice(&[0u8; 512]);
         fs::write(d.path().join("l.tar"), &more).unwrap();
         let e = format!("{:#}", read_layer(&l, None).unwrap_err());
-        assert!(e.contains("l.tar grew while"), "{e}");
+        assert!(e.contains("l.tar\" grew while"), "{e}");
         fs::write(d.path().join("l.tar"), &bytes[..512]).unwrap();
         let e = format!("{:#}", read_layer(&l, None).unwrap_err());
-        assert!(e.contains("l.tar changed while"), "{e}");
+        assert!(e.contains("l.tar\" changed while"), "{e}");
     }
 
     #[test]
-    fn pipes_are_spooled() {
+    fn pipes_are_refused_before_reading() {
         use std::process::{Command, Stdio};
         let mut child = Command::new("sh")
             .arg("-c")
@@ -454,11 +484,10 @@ mod tests {
             .spawn()
             .unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
-        let layer = LayerFile::open(Path::new(&format!("/proc/self/fd/{fd}"))).unwrap();
+        let e = LayerFile::open(Path::new(&format!("/proc/self/fd/{fd}"))).unwrap_err();
+        drop(child.stdout.take());
         child.wait().unwrap();
-        // Two zero blocks are an empty tar.
-        let h = read_layer(&layer, None).unwrap();
-        assert_eq!(h.size, 1024);
-        assert_eq!(h.digest, sha256_hex(&[0u8; 1024]));
+        let msg = format!("{e:#}");
+        assert!(msg.contains("is a FIFO, not a regular file"), "{msg}");
     }
 }

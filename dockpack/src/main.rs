@@ -128,14 +128,23 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 layers,
                 epoch,
             };
+            if let Some(dir) = &oci_dir {
+                // Before any layer is read: a symlink or a full directory
+                // there fails at once.
+                image::check_oci_dir(dir)?;
+            }
             let inputs = image::prepare(&opts)?;
             let image = match &oci_dir {
                 Some(dir) => image::write_dir(&inputs, dir)?,
                 None => image::write_stdout(&inputs)?,
             };
             if let Some(path) = iidfile {
-                std::fs::write(&path, image.image_id())
-                    .with_context(|| format!("cannot write --iidfile {}", path.display()))?;
+                image::write_atomic(&path, image.image_id().as_bytes()).with_context(|| {
+                    format!(
+                        "cannot write --iidfile {}",
+                        filtertool::quote::quote_path(&path)
+                    )
+                })?;
             }
         }
     }

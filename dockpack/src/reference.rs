@@ -90,7 +90,12 @@ fn is_tag(s: &str) -> bool {
 
 /// Parses `NAME[:TAG]` as `docker tag` would.
 pub fn parse(text: &str) -> Result<Reference, String> {
-    let bad = |why: &str| format!("invalid tag {text:?}: {why}");
+    let bad = |why: &str| {
+        format!(
+            "invalid tag {}: {why}",
+            filtertool::quote::quote(text.as_bytes())
+        )
+    };
     if text.contains('@') {
         return Err(bad("a digest reference cannot be a tag"));
     }

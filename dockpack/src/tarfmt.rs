@@ -15,7 +15,14 @@
 //! Reading: [`walk`] goes through an archive header by header, checking
 //! each checksum and following pax/GNU long-name records, so that
 //! `dockpack image` can refuse a layer that is not a tar or is cut short
-//! before a single byte of the image is written.
+//! before a single byte of the image is written. Every size is checked
+//! before it is used: a member must end before 2^63 bytes (an `off_t`, as
+//! GNU tar's "value out of range" and Go's `archive/tar` require), so a
+//! pax `size=18446744073709551615` is refused instead of wrapping the
+//! offset. Member names that are absolute or hold a `..` component, and
+//! hard links to such names, are refused as containerd refuses them when
+//! it unpacks a layer (`archive/tar.go`, "breakout" checks) and GNU tar
+//! strips or skips them: an engine would not unpack them as we describe.
 
 use std::io::{self, Read, Write};
 
@@ -221,7 +228,26 @@ pub struct Header {
     pub typeflag: u8,
     pub link: Vec<u8>,
     pub size: u64,
+    /// Where the member's data starts in the archive.
+    pub data_offset: u64,
 }
+
+/// Why a member name cannot be unpacked inside the root, if it cannot:
+/// absolute, empty, or with a `..` component.
+pub fn unsafe_name(name: &[u8]) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.first() == Some(&b'/') {
+        Some("is absolute")
+    } else if name.split(|&b| b == b'/').any(|c| c == b"..") {
+        Some("has a \"..\" component")
+    } else {
+        None
+    }
+}
+
+/// The largest end offset of a member: what fits an `off_t`.
+const MAX_END: u64 = i64::MAX as u64;
 
 /// Why an archive does not read as a tar.
 #[derive(Debug)]
@@ -384,12 +410,15 @@ pub fn walk<R: Read>(
         let typeflag = block[156];
         let mut size = parse_numeric(&block[124..136])
             .ok_or_else(|| fmt_err(offset, "size field is not a number"))?;
+        let header_at = offset;
         offset += BLOCK as u64;
         match typeflag {
             b'x' | b'g' | b'L' | b'K' => {
                 if size > MAX_META {
                     return Err(fmt_err(offset, "extended header larger than 1 MiB"));
                 }
+                // size <= 1 MiB and offset < MAX_END (checked for every
+                // member before), so these sums cannot overflow.
                 let mut data = vec![0u8; size as usize];
                 match read_full(r, &mut data) {
                     Ok(n) if n == data.len() => {}
@@ -454,18 +483,55 @@ pub fn walk<R: Read>(
         let link = pax_link
             .take()
             .unwrap_or_else(|| cstr(&block[157..257]).to_vec());
+        // Checked before anything is skipped: the member's end must fit
+        // an off_t (see the module doc), which also bounds `rest + pad`.
+        let pad = padding(size) as u64;
+        let end = offset
+            .checked_add(size)
+            .and_then(|e| e.checked_add(pad))
+            .filter(|&e| e <= MAX_END)
+            .ok_or_else(|| {
+                fmt_err(
+                    header_at,
+                    &format!(
+                        "member {}: size {size} is out of range",
+                        filtertool::quote::quote(&name)
+                    ),
+                )
+            })?;
+        if let Some(why) = unsafe_name(&name) {
+            return Err(fmt_err(
+                header_at,
+                &format!(
+                    "member name {} {why}: it would unpack outside the root",
+                    filtertool::quote::quote(&name)
+                ),
+            ));
+        }
+        if typeflag == b'1' {
+            if let Some(why) = unsafe_name(&link) {
+                return Err(fmt_err(
+                    header_at,
+                    &format!(
+                        "hard link {} to {}: the target {why}",
+                        filtertool::quote::quote(&name),
+                        filtertool::quote::quote(&link)
+                    ),
+                ));
+            }
+        }
         let hdr = Header {
             name,
             typeflag,
             link,
             size,
+            data_offset: offset,
         };
         let mut data = Read::by_ref(r).take(size);
         let more = visit(&hdr, &mut data).map_err(WalkError::Io)?;
         let rest = data.limit();
-        let pad = padding(size) as u64;
         skip(r, rest + pad).map_err(WalkError::Io)?;
-        offset += size + pad;
+        offset = end;
         if !more {
             return Ok(offset);
         }

@@ -69,9 +69,38 @@ pub fn failure_code(err: &anyhow::Error) -> Option<u8> {
 }
 
 /// Formats an error chain as one line (`a: b: c`), with any newline that
-/// a cause carries escaped so messages never span lines.
+/// a cause carries escaped so messages never span lines, and Rust's
+/// " (os error N)" suffix of io errors left out (the text before it is
+/// strerror(3)'s, which is what a Unix tool prints).
 pub fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").replace('\n', "\\n")
+    let mut out = String::new();
+    for (i, cause) in err.chain().enumerate() {
+        if i > 0 {
+            out.push_str(": ");
+        }
+        out.push_str(&strip_os_error(&cause.to_string()).replace('\n', "\\n"));
+    }
+    out
+}
+
+/// `text` without any " (os error N)".
+fn strip_os_error(text: &str) -> String {
+    const MARK: &str = " (os error ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(MARK) {
+        let after = &rest[i + MARK.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(')') {
+            out.push_str(&rest[..i]);
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(&rest[..i + MARK.len()]);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Runs a tool's body and turns its result into the process status.
@@ -185,5 +214,18 @@ mod tests {
     fn messages_stay_on_one_line() {
         let e = anyhow::anyhow!("a\nb");
         assert_eq!(one_line(&e), "a\\nb");
+    }
+
+    #[test]
+    fn os_error_numbers_are_left_out() {
+        let e: anyhow::Result<()> = Err(io::Error::from_raw_os_error(libc_enoent()).into());
+        let e = e.context("cannot open \"x\"").unwrap_err();
+        assert_eq!(one_line(&e), "cannot open \"x\": No such file or directory");
+        assert_eq!(strip_os_error("a (os error x)"), "a (os error x)");
+        assert_eq!(strip_os_error("a (os error 2) at b"), "a at b");
+    }
+
+    fn libc_enoent() -> i32 {
+        2 // ENOENT on every Linux architecture
     }
 }
