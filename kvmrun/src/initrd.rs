@@ -8,8 +8,8 @@
 //! adds `/.kvmrun/`, a name no image uses, and qemu boots with
 //! `rdinit=/.kvmrun/init`, so the image's own `/init` stays what the program
 //! runs. qemu takes a single `-initrd` file, so the two are concatenated
-//! into a temporary file (`fs::copy` uses `copy_file_range`, so a large
-//! initrd is copied in the kernel).
+//! into a temporary file, in chunks between which signals and the
+//! `--timeout` clock are checked.
 //!
 //! The appended archive carries:
 //! - `.kvmrun/init`: the static guest init built from `guest/init.rs`;
@@ -19,13 +19,18 @@
 //!   console messages on at power-off.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use anyhow::Context;
+use filtertool::quote::{quote, quote_path};
 use mkinitrd::newc::{Header, Writer};
+
+use crate::vm::Watch;
 
 /// The guest init, built by `build.rs`.
 pub static INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kvmrun-init"));
@@ -41,31 +46,215 @@ pub struct Guest<'a> {
     pub verbose: bool,
 }
 
-/// Writes `input` (a path, or `-` for stdin) followed by our archive to
-/// `out`.
-pub fn build(input: &Path, out: &Path, guest: &Guest) -> anyhow::Result<()> {
-    if input.as_os_str() == "-" {
-        let mut f = File::create(out).with_context(|| format!("creating {}", out.display()))?;
-        io::copy(&mut io::stdin().lock(), &mut f).context("reading the initrd from stdin")?;
+/// The first bytes of what the kernel unpacks as an initramfs: a newc
+/// archive, or a compressed stream of one, as init/initramfs.c and
+/// lib/decompress.c (`compressed_formats`) recognise them.
+const MAGICS: &[(&[u8], &str)] = &[
+    (b"070701", "newc cpio"),
+    (b"070702", "newc cpio with CRC"),
+    (&[0x1f, 0x8b], "gzip"),
+    (&[0x1f, 0x9e], "gzip (old)"),
+    (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
+    (&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], "xz"),
+    (&[0x02, 0x21, 0x4c, 0x18], "lz4"),
+    (&[0x5d, 0x00, 0x00], "lzma"),
+    (b"BZh", "bzip2"),
+    (&[0x89, 0x4c, 0x5a, 0x4f], "lzo"),
+];
+
+/// The longest magic above.
+const MAGIC_LEN: usize = 6;
+
+/// What the initrd starts with, if the kernel would take it. `head` is
+/// the first bytes after any leading NULs (the kernel skips NUL padding
+/// before an archive, init/initramfs.c `unpack_to_rootfs`).
+pub fn format_of(head: &[u8]) -> Option<&'static str> {
+    MAGICS
+        .iter()
+        .find(|(m, _)| head.starts_with(m))
+        .map(|(_, name)| *name)
+}
+
+/// What an initrd may be read from, and how much of it.
+pub struct Source<'a> {
+    /// A path, or `-` for stdin.
+    pub path: &'a Path,
+    /// The most bytes the initrd may have: qemu loads it whole into the
+    /// guest's RAM, so one larger than the VM's memory cannot boot.
+    pub limit: u64,
+    /// Why `limit` is what it is, for the message.
+    pub limit_why: &'a str,
+}
+
+/// Writes the initrd followed by our archive to `out`. The input is
+/// opened `O_NONBLOCK` (a FIFO without a writer cannot hang the open) and
+/// must be a regular file, or for `-` a pipe or a regular file; it is
+/// copied in chunks with `watch` checked between them, and for a pipe
+/// polled together with the signals and the deadline, so SIGTERM or
+/// `--timeout` ends a copy from a writer that never writes. Its first
+/// bytes must be an initramfs's, and it may not exceed `src.limit`.
+pub fn build(src: &Source, out: &Path, guest: &Guest, watch: &Watch) -> anyhow::Result<()> {
+    let shown = quote_path(src.path);
+    let code = filtertool::exit::RUNNER_FAILED;
+    let stdin = src.path.as_os_str() == "-";
+    let stdin_handle = io::stdin();
+    let opened;
+    let input: BorrowedFd = if stdin {
+        stdin_handle.as_fd()
     } else {
-        fs::copy(input, out).with_context(|| format!("reading initrd {}", input.display()))?;
+        opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(src.path)
+            .with_context(|| format!("initrd {shown}"))?;
+        opened.as_fd()
+    };
+    let meta = File::from(
+        input
+            .try_clone_to_owned()
+            .with_context(|| format!("initrd {shown}"))?,
+    )
+    .metadata()
+    .with_context(|| format!("initrd {shown}"))?;
+    let kind = meta.file_type();
+    let pipe = kind.is_fifo();
+    if !(kind.is_file() || (stdin && pipe)) {
+        let what = if stdin {
+            "stdin is not a pipe or a regular file"
+        } else {
+            "not a regular file"
+        };
+        return Err(filtertool::fail(
+            code,
+            format!("initrd {shown}: {what} (it is {})", type_name(&meta)),
+        ));
+    }
+    if kind.is_file() && meta.len() > src.limit {
+        return Err(too_big(&shown, src));
+    }
+
+    let mut reader = File::from(
+        input
+            .try_clone_to_owned()
+            .with_context(|| format!("initrd {shown}"))?,
+    );
+    let mut f = File::create(out).with_context(|| format!("creating {}", quote_path(out)))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total: u64 = 0;
+    // The first bytes after leading NULs, until the magic is checked.
+    let mut head: Vec<u8> = Vec::with_capacity(MAGIC_LEN);
+    let mut checked = false;
+    loop {
+        if pipe {
+            watch.wait_readable(input.as_raw_fd())?;
+        } else {
+            watch.check()?;
+        }
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading initrd {shown}"))),
+        };
+        if n == 0 {
+            break;
+        }
+        let data = &buf[..n];
+        total = total.saturating_add(n as u64);
+        if total > src.limit {
+            return Err(too_big(&shown, src));
+        }
+        if !checked {
+            let skip = if head.is_empty() {
+                data.iter().take_while(|&&b| b == 0).count()
+            } else {
+                0
+            };
+            let take = (MAGIC_LEN - head.len()).min(n - skip);
+            head.extend_from_slice(&data[skip..skip + take]);
+            if head.len() == MAGIC_LEN {
+                check_magic(&shown, &head)?;
+                checked = true;
+            }
+        }
+        f.write_all(data)
+            .with_context(|| format!("writing {}", quote_path(out)))?;
+    }
+    if !checked {
+        check_magic(&shown, &head)?;
     }
     let f = OpenOptions::new()
         .append(true)
         .open(out)
-        .with_context(|| format!("opening {}", out.display()))?;
+        .with_context(|| format!("opening {}", quote_path(out)))?;
+    drop(buf);
     let len = f.metadata()?.len();
     let mut w = BufWriter::new(f);
     // The kernel looks for the next archive's magic at a multiple of 4
     // bytes from the start of the file (init/initramfs.c, `this_header`).
     let pad = len.next_multiple_of(4) - len;
     w.write_all(&[0u8; 4][..pad as usize])?;
-    let w = append_guest(w, guest).with_context(|| format!("writing {}", out.display()))?;
+    let w = append_guest(w, guest).with_context(|| format!("writing {}", quote_path(out)))?;
     w.into_inner()
         .map_err(|e| e.into_error())
         .and_then(|f| f.sync_data().or(Ok(())))
-        .with_context(|| format!("writing {}", out.display()))?;
+        .with_context(|| format!("writing {}", quote_path(out)))?;
     Ok(())
+}
+
+fn too_big(shown: &str, src: &Source) -> anyhow::Error {
+    filtertool::fail(
+        filtertool::exit::RUNNER_FAILED,
+        format!(
+            "initrd {shown}: larger than {} MiB, {}, which qemu loads it into",
+            src.limit >> 20,
+            src.limit_why
+        ),
+    )
+}
+
+/// Refuses what the kernel would not unpack, naming what was found.
+fn check_magic(shown: &str, head: &[u8]) -> anyhow::Result<()> {
+    if format_of(head).is_some() {
+        return Ok(());
+    }
+    let found = if head.is_empty() {
+        "it is empty (or only NUL bytes)".to_string()
+    } else {
+        format!("it starts with {}", quote(head))
+    };
+    Err(filtertool::fail(
+        filtertool::exit::RUNNER_FAILED,
+        format!(
+            "initrd {shown}: not an initramfs: {found}, where the kernel takes a newc cpio archive (070701) or gzip, zstd, xz, lz4, lzma, bzip2 or lzo data"
+        ),
+    ))
+}
+
+/// "a FIFO", "a directory", …: what a path is, for a message.
+pub fn type_name(m: &std::fs::Metadata) -> &'static str {
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a regular file"
+    }
 }
 
 /// Writes our archive (init, argv, flags) to `out` and returns it.
@@ -106,6 +295,7 @@ pub fn append_guest<W: Write>(out: W, guest: &Guest) -> io::Result<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn init_is_a_static_executable() {
@@ -125,28 +315,51 @@ mod tests {
     }
 
     #[test]
+    fn magics_the_kernel_takes() {
+        assert_eq!(format_of(b"070701000"), Some("newc cpio"));
+        assert_eq!(format_of(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Some("zstd"));
+        assert_eq!(format_of(b"BZh91AY"), Some("bzip2"));
+        assert_eq!(format_of(b"./bin 0100755-0-0-22"), None);
+        assert_eq!(format_of(b"0707"), None);
+        assert_eq!(format_of(b""), None);
+    }
+
+    #[test]
     fn appended_archive_is_read_back_by_gnu_cpio() {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("img");
-        // An odd-sized "initrd" to exercise the padding.
-        fs::write(&img, b"xyz").unwrap();
+        // An odd-sized "initrd" to exercise the padding (a gzip magic:
+        // the contents are not checked beyond it).
+        fs::write(&img, b"\x1f\x8bz").unwrap();
         let out = dir.path().join("out");
         let argv = [
             OsString::from("/bin/sh"),
             OsString::from(""),
             OsString::from("a b\nc"),
         ];
+        let signals = crate::vm::Signals::block().unwrap();
+        let watch = Watch {
+            signals: &signals,
+            deadline: None,
+            timeout: None,
+        };
+        let src = Source {
+            path: &img,
+            limit: 1 << 20,
+            limit_why: "the test's",
+        };
         build(
-            &img,
+            &src,
             &out,
             &Guest {
                 argv: &argv,
                 verbose: true,
             },
+            &watch,
         )
         .unwrap();
         let bytes = fs::read(&out).unwrap();
-        assert_eq!(&bytes[..4], b"xyz\0");
+        assert_eq!(&bytes[..4], b"\x1f\x8bz\0");
         assert_eq!(&bytes[4..10], b"070701");
         assert_eq!(bytes.len() % 4, 0);
 

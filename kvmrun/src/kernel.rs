@@ -8,9 +8,12 @@
 
 use std::cmp::Ordering;
 use std::ffi::OsStr;
-use std::fs::{self, File};
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use filtertool::quote::quote_path;
 
 /// Where distributions install kernels.
 pub const BOOT_DIR: &str = "/boot";
@@ -43,14 +46,14 @@ pub fn resolve(
     if let Some(p) = explicit {
         return check(p)
             .map(|()| p.to_path_buf())
-            .map_err(|why| filtertool::fail(code, format!("kernel {}: {why}", p.display())));
+            .map_err(|why| filtertool::fail(code, format!("kernel {}: {why}", quote_path(p))));
     }
     if let Some(p) = env.filter(|p| !p.is_empty()) {
         let p = Path::new(p);
         return check(p).map(|()| p.to_path_buf()).map_err(|why| {
             filtertool::fail(
                 code,
-                format!("kernel {} (from $KVMRUN_KERNEL): {why}", p.display()),
+                format!("kernel {} (from $KVMRUN_KERNEL): {why}", quote_path(p)),
             )
         });
     }
@@ -96,7 +99,7 @@ pub fn resolve(
                 code,
                 format!(
                     "no readable kernel: {}: {why} (mode {mode:04o}; Ubuntu installs kernels readable by root only: sudo chmod 0644 {}/vmlinuz-*, or {how})",
-                    p.display(),
+                    quote_path(&p),
                     boot.display()
                 ),
             )
@@ -111,12 +114,28 @@ pub fn resolve(
     })
 }
 
-/// A kernel is usable when it is a regular file we can open.
+/// A kernel is usable when it is a regular file we can open. The open is
+/// `O_NONBLOCK`, so a FIFO with no writer is refused at once instead of
+/// hanging the open (open(2)); on a regular file the flag does nothing.
 fn check(p: &Path) -> Result<(), String> {
-    let f = File::open(p).map_err(|e| e.to_string())?;
-    let m = f.metadata().map_err(|e| e.to_string())?;
+    let why = |e: std::io::Error| {
+        let s = e.to_string();
+        match s.find(" (os error ") {
+            Some(i) => s[..i].to_string(),
+            None => s,
+        }
+    };
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(p)
+        .map_err(why)?;
+    let m = f.metadata().map_err(why)?;
     if !m.is_file() {
-        return Err("not a regular file".to_string());
+        return Err(format!(
+            "not a regular file (it is {})",
+            crate::initrd::type_name(&m)
+        ));
     }
     Ok(())
 }
@@ -230,6 +249,9 @@ mod tests {
         )
         .unwrap_err();
         let msg = filtertool::one_line(&e);
-        assert!(msg.starts_with("kernel /nonexistent/vmlinuz: "), "{msg}");
+        assert!(
+            msg.starts_with("kernel \"/nonexistent/vmlinuz\": "),
+            "{msg}"
+        );
     }
 }

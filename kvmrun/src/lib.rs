@@ -93,9 +93,19 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 /// Runs the whole thing; returns the program's exit code.
 pub fn run(cli: &Cli) -> anyhow::Result<u8> {
-    // Signals first: from here on SIGINT/SIGTERM/SIGHUP are read by the VM
-    // loop, which stops qemu and removes the temporary files before exiting.
+    // The --timeout clock starts now, before any I/O: a kernel or initrd
+    // that is slow to read counts against it.
+    let start = std::time::Instant::now();
+    let timeout = cli.timeout.filter(|t| !t.is_zero());
+    // Signals next: from here on SIGINT/SIGTERM/SIGHUP are read from a
+    // signalfd, by the copy of the initrd and then by the VM loop, which
+    // stop, remove the temporary files and exit 128+N.
     let signals = vm::Signals::block().context("blocking signals")?;
+    let watch = vm::Watch {
+        signals: &signals,
+        deadline: timeout.map(|t| start + t),
+        timeout,
+    };
 
     let env_kernel = std::env::var_os("KVMRUN_KERNEL");
     let kernel = kernel::resolve(
@@ -104,6 +114,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         kernel::running_release().as_deref(),
         std::path::Path::new(kernel::BOOT_DIR),
     )?;
+    watch.check()?;
 
     let decision = accel::decide(cli.accel, &accel::Probe::host());
     if let Some(note) = &decision.note {
@@ -119,16 +130,31 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         argv: &cli.command,
         verbose: cli.verbose,
     };
-    initrd::build(&cli.initrd, &initrd, &guest)?;
+    let (limit, limit_why) = match cli.mem {
+        Some(m) => (m, "the VM's memory (--mem)"),
+        None => (memory::host_ram(), "this host's memory"),
+    };
+    let src = initrd::Source {
+        path: &cli.initrd,
+        limit,
+        limit_why,
+    };
+    // On any error, `dir` is removed as it drops.
+    initrd::build(&src, &initrd, &guest, &watch)?;
 
     let mem = match cli.mem {
         Some(m) => m,
         None => {
-            let usage = memory::measure(&initrd)
-                .with_context(|| format!("measuring {}", cli.initrd.display()))?;
+            let usage = memory::measure(&initrd, limit).with_context(|| {
+                format!(
+                    "measuring initrd {}",
+                    filtertool::quote::quote_path(&cli.initrd)
+                )
+            })?;
             memory::default_size(&usage)
         }
     };
+    watch.check()?;
 
     let spec = vm::Spec {
         qemu: cli.qemu.clone().unwrap_or_else(vm::default_qemu),
@@ -139,7 +165,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         accel: decision.accel,
         append: cli.append.clone(),
         verbose: cli.verbose,
-        timeout: cli.timeout.filter(|t| !t.is_zero()),
+        timeout,
+        deadline: watch.deadline,
     };
     let result = vm::run(&spec, &signals);
     // Remove the temporary files before the exit status leaves, whatever

@@ -37,7 +37,7 @@
 //! lazily), so erring high is cheap and erring low breaks the boot.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 const MIB: u64 = 1 << 20;
@@ -93,6 +93,22 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// This host's physical memory: no VM it starts can hold more, so it
+/// bounds what `kvmrun -` reads when `--mem` is not given.
+pub fn host_ram() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    match (u64::try_from(pages), u64::try_from(size)) {
+        (Ok(p), Ok(s)) if p > 0 && s > 0 => p.saturating_mul(s),
+        _ => u64::MAX,
+    }
+}
+
 /// The `-m` argument: whole MiB, rounded up.
 pub fn qemu_arg(bytes: u64) -> String {
     format!("{}M", bytes.div_ceil(MIB))
@@ -110,11 +126,13 @@ pub fn default_size(u: &Usage) -> u64 {
     need.div_ceil(MIB).saturating_mul(MIB)
 }
 
-/// Measures an initrd file.
-pub fn measure(path: &Path) -> io::Result<Usage> {
+/// Measures an initrd file. `limit` bounds what it may unpack to: an
+/// archive (a gzip bomb, or 4 GiB members) that would need more is an
+/// error rather than minutes of decompression for a VM that cannot hold it.
+pub fn measure(path: &Path, limit: u64) -> io::Result<Usage> {
     let f = File::open(path)?;
     let file_bytes = f.metadata()?.len();
-    let mut u = measure_reader(BufReader::with_capacity(256 * 1024, f))?;
+    let mut u = measure_reader(BufReader::with_capacity(256 * 1024, f), limit)?;
     u.file_bytes = file_bytes;
     Ok(u)
 }
@@ -122,13 +140,13 @@ pub fn measure(path: &Path) -> io::Result<Usage> {
 /// Measures an initrd stream: concatenated newc archives, each possibly
 /// gzip-compressed, with NUL padding between them (the kernel's
 /// `unpack_to_rootfs` accepts the same). `file_bytes` is left 0.
-pub fn measure_reader<R: BufRead>(mut r: R) -> io::Result<Usage> {
+pub fn measure_reader<R: BufRead>(mut r: R, limit: u64) -> io::Result<Usage> {
     let mut u = Usage::default();
-    scan(&mut r, &mut u)?;
+    scan(&mut r, &mut u, limit)?;
     Ok(u)
 }
 
-fn scan(r: &mut dyn BufRead, u: &mut Usage) -> io::Result<()> {
+fn scan(r: &mut dyn BufRead, u: &mut Usage, limit: u64) -> io::Result<()> {
     loop {
         let buf = r.fill_buf()?;
         if buf.is_empty() {
@@ -140,13 +158,13 @@ fn scan(r: &mut dyn BufRead, u: &mut Usage) -> io::Result<()> {
             continue;
         }
         if buf[0] == b'0' {
-            scan_newc(r, u)?;
+            scan_newc(r, u, limit)?;
         } else if buf.starts_with(&[0x1f, 0x8b]) || (buf.len() == 1 && buf[0] == 0x1f) {
             // bufread::GzDecoder consumes exactly one gzip member from `r`,
             // so what follows it is scanned next.
             let gz = flate2::bufread::GzDecoder::new(&mut *r);
             let mut inner = BufReader::with_capacity(256 * 1024, gz);
-            scan(&mut inner, u)?;
+            scan(&mut inner, u, limit)?;
         } else {
             let rest = io::copy(r, &mut io::sink())?;
             u.tmpfs_bytes = u
@@ -157,49 +175,28 @@ fn scan(r: &mut dyn BufRead, u: &mut Usage) -> io::Result<()> {
     }
 }
 
-/// One newc archive, up to and including its trailer.
-fn scan_newc(r: &mut dyn BufRead, u: &mut Usage) -> io::Result<()> {
-    let invalid = |what: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("bad newc cpio header: {what}"),
-        )
-    };
-    loop {
-        let mut h = [0u8; 110];
-        r.read_exact(&mut h)?;
-        if &h[..6] != b"070701" && &h[..6] != b"070702" {
-            return Err(invalid("no 070701 magic"));
-        }
-        let field = |i: usize| -> io::Result<u64> {
-            let s =
-                std::str::from_utf8(&h[6 + 8 * i..14 + 8 * i]).map_err(|_| invalid("not hex"))?;
-            u64::from_str_radix(s, 16).map_err(|_| invalid("not hex"))
-        };
-        let mode = field(1)?;
-        let filesize = field(6)?;
-        let namesize = field(11)?;
-        // Name and its NUL, padded so the data starts at a multiple of 4.
-        let name_len = (110 + namesize).next_multiple_of(4) - 110;
-        let mut name = Vec::new();
-        (&mut *r).take(name_len).read_to_end(&mut name)?;
-        if (name.len() as u64) < name_len {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        if name.starts_with(b"TRAILER!!!\0") {
-            return Ok(());
-        }
-        let data = filesize.next_multiple_of(4);
-        if io::copy(&mut (&mut *r).take(data), &mut io::sink())? < data {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
+/// One newc archive, up to and including its trailer, read with the
+/// format's own reader ([`mkinitrd::newc::Reader`]).
+fn scan_newc(r: &mut dyn BufRead, u: &mut Usage, limit: u64) -> io::Result<()> {
+    let mut archive = mkinitrd::newc::Reader::new(r);
+    while let Some(h) = archive.next_header()? {
         u.entries += 1;
-        if mode & 0o170000 == 0o100000 {
+        if h.mode & 0o170000 == 0o100000 {
             u.tmpfs_bytes = u
                 .tmpfs_bytes
-                .saturating_add(filesize.next_multiple_of(PAGE));
+                .saturating_add(u64::from(h.filesize).next_multiple_of(PAGE));
+        }
+        let unpacked = u
+            .tmpfs_bytes
+            .saturating_add(u.entries.saturating_mul(ENTRY_OVERHEAD));
+        if unpacked > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("it unpacks to more than {} MiB", limit / MIB),
+            ));
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -284,7 +281,7 @@ mod tests {
             ("bin/x", 0o100755, &big),
             ("l", 0o120777, b"bin/x"),
         ]);
-        let u = measure_reader(&a[..]).unwrap();
+        let u = measure_reader(&a[..], u64::MAX).unwrap();
         assert_eq!(
             u,
             Usage {
@@ -302,7 +299,7 @@ mod tests {
         let mut all = gz.clone();
         all.extend_from_slice(&[0, 0, 0]);
         all.extend_from_slice(&a);
-        let u = measure_reader(&all[..]).unwrap();
+        let u = measure_reader(&all[..], u64::MAX).unwrap();
         assert_eq!(
             u,
             Usage {
@@ -316,12 +313,17 @@ mod tests {
     #[test]
     fn unknown_compression_is_estimated_and_garbage_refused() {
         let zstd = [0x28u8, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4];
-        let u = measure_reader(&zstd[..]).unwrap();
+        let u = measure_reader(&zstd[..], u64::MAX).unwrap();
         assert_eq!(u.tmpfs_bytes, 8 * UNKNOWN_RATIO);
         let mut bad = archive(&[("x", 0o100644, b"1")]);
         bad[3] = b'9';
-        assert!(measure_reader(&bad[..]).is_err());
+        assert!(measure_reader(&bad[..], u64::MAX).is_err());
         let a = archive(&[("x", 0o100644, b"123456")]);
-        assert!(measure_reader(&a[..120]).is_err(), "truncated");
+        assert!(measure_reader(&a[..120], u64::MAX).is_err(), "truncated");
+        // Bounded: more than the limit unpacked is an error.
+        let big = vec![0u8; 3 * PAGE as usize];
+        let a = archive(&[("x", 0o100644, &big), ("y", 0o100644, &big)]);
+        assert!(measure_reader(&a[..], 4 * PAGE).is_err());
+        assert!(measure_reader(&a[..], 8 * PAGE).is_ok());
     }
 }

@@ -53,6 +53,8 @@ pub struct Spec {
     pub append: Option<String>,
     pub verbose: bool,
     pub timeout: Option<Duration>,
+    /// When `--timeout` expires: counted from kvmrun's start.
+    pub deadline: Option<Instant>,
 }
 
 /// `qemu-system-<host arch>`.
@@ -149,6 +151,91 @@ impl Signals {
     }
 }
 
+/// What may end kvmrun before the VM runs: a signal, or the `--timeout`
+/// clock, which starts when kvmrun does, not when qemu does, so that a
+/// slow or silent input (a pipe that never writes) is bounded too.
+pub struct Watch<'a> {
+    pub signals: &'a Signals,
+    /// When `--timeout` expires, if given.
+    pub deadline: Option<Instant>,
+    /// `--timeout` itself, for the message.
+    pub timeout: Option<Duration>,
+}
+
+impl Watch<'_> {
+    /// The error a signal or the deadline makes, if one is due now.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(sig) = self.signals.take() {
+            return Err(signalled(sig, " before the VM started"));
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(timed_out(
+                self.timeout.unwrap_or_default(),
+                " before the VM started",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits until `fd` is readable (or at its end), a signal arrives or
+    /// the deadline passes; the latter two are errors.
+    pub fn wait_readable(&self, fd: RawFd) -> anyhow::Result<()> {
+        loop {
+            self.check()?;
+            let wait_ms = match self.deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    i32::try_from(left.as_millis().saturating_add(1)).unwrap_or(i32::MAX)
+                }
+                None => -1,
+            };
+            let mut pfds = [
+                libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.signals.fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: pfds is a valid array of two pollfd.
+            let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, wait_ms) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(anyhow::Error::new(e).context("polling the input"));
+            }
+            if pfds[1].revents != 0 {
+                continue; // check() takes the signal
+            }
+            if pfds[0].revents != 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The error for signal `sig`: exit 128+N, as a shell reports it.
+fn signalled(sig: i32, when: &str) -> anyhow::Error {
+    filtertool::fail(
+        128u8.saturating_add(sig as u8),
+        format!("stopped by signal {sig}{when}"),
+    )
+}
+
+/// The error for `--timeout`: exit 124, as timeout(1).
+fn timed_out(t: Duration, when: &str) -> anyhow::Error {
+    filtertool::fail(
+        filtertool::exit::TIMEOUT,
+        format!("timed out after {} s{when}", t.as_secs_f64()),
+    )
+}
+
 fn pipe() -> io::Result<(File, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two fds that we then own.
@@ -167,10 +254,45 @@ enum Stop {
 }
 
 /// The console relay: to stderr as it comes, `\r\n` from the kernel's
-/// serial console written as `\n`, and the last bytes kept for errors.
+/// serial console written as `\n`, the last bytes kept for errors, and
+/// the line that says why the guest died picked out as it passes.
+#[derive(Default)]
 struct Console {
     ring: VecDeque<u8>,
     pending_cr: bool,
+    /// The line being received, up to [`MAX_WHY`] bytes.
+    line: Vec<u8>,
+    /// The most telling reason seen so far: (rank, line).
+    why: Option<(usize, Vec<u8>)>,
+}
+
+/// The longest reason line kept.
+const MAX_WHY: usize = 512;
+
+/// Console lines that say why a guest died, most telling first: the
+/// initramfs did not unpack (init/initramfs.c: "Initramfs unpacking
+/// failed: invalid magic at start of compressed archive", "junk within
+/// compressed archive", "write error" when the tmpfs is full), the kernel
+/// ran out of memory (mm/oom_kill.c, mm/page_alloc.c), then the panic
+/// reason itself (kernel/panic.c: "Kernel panic - not syncing: …"), which
+/// after a failed unpack only says no init was found. Only the first line
+/// of the best rank is kept: later ones are consequences.
+const REASONS: &[&[&str]] = &[
+    &["Initramfs unpacking failed", "initramfs unpacking failed"],
+    &[
+        "Out of memory",
+        "System is deadlocked on memory",
+        "invoked oom-killer",
+        "Unable to mount root fs",
+    ],
+    &["Kernel panic - not syncing", "No working init found"],
+];
+
+fn rank(line: &[u8]) -> Option<usize> {
+    let text = String::from_utf8_lossy(line);
+    REASONS
+        .iter()
+        .position(|pats| pats.iter().any(|p| text.contains(p)))
 }
 
 impl Console {
@@ -192,7 +314,17 @@ impl Console {
         if show {
             let _ = io::stderr().write_all(&out);
         }
-        for b in out {
+        for &b in &out {
+            if b == b'\n' {
+                let line = std::mem::take(&mut self.line);
+                if let Some(r) = rank(&line) {
+                    if self.why.as_ref().is_none_or(|(best, _)| r < *best) {
+                        self.why = Some((r, line));
+                    }
+                }
+            } else if self.line.len() < MAX_WHY {
+                self.line.push(b);
+            }
             if self.ring.len() == CONSOLE_RING {
                 self.ring.pop_front();
             }
@@ -200,18 +332,43 @@ impl Console {
         }
     }
 
-    /// The last few non-empty lines, joined to fit on one line.
+    /// The reason line, quoted, and "; " if there is one: it goes first.
+    fn why(&self) -> String {
+        match &self.why {
+            Some((_, line)) => format!(
+                "the guest kernel said {}; ",
+                filtertool::quote::quote(trim(line))
+            ),
+            None => String::new(),
+        }
+    }
+
+    /// The last few non-empty lines, each quoted (they are the guest's
+    /// bytes: escapes and control characters stay escaped), joined to fit
+    /// on one line.
     fn tail(&self, lines: usize) -> String {
         let bytes: Vec<u8> = self.ring.iter().copied().collect();
-        let text = String::from_utf8_lossy(&bytes);
-        let mut last: Vec<&str> = text
-            .lines()
-            .map(str::trim)
+        let mut last: Vec<&[u8]> = bytes
+            .split(|&b| b == b'\n')
+            .map(trim)
             .filter(|l| !l.is_empty())
             .collect();
         let keep = last.len().saturating_sub(lines);
         last.drain(..keep);
-        last.join(" | ")
+        last.iter()
+            .map(|l| filtertool::quote::quote(l))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+}
+
+/// `line` without surrounding ASCII white space.
+fn trim(line: &[u8]) -> &[u8] {
+    let start = line.iter().position(|b| !b.is_ascii_whitespace());
+    let end = line.iter().rposition(|b| !b.is_ascii_whitespace());
+    match (start, end) {
+        (Some(s), Some(e)) => &line[s..=e],
+        _ => &[],
     }
 }
 
@@ -251,7 +408,7 @@ pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
             Ok(())
         });
     }
-    let qemu_name = spec.qemu.display().to_string();
+    let qemu_name = filtertool::quote::quote_path(&spec.qemu);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -281,18 +438,8 @@ pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
     let rf = filtertool::exit::RUNNER_FAILED;
     match stop {
         Some(Stop::Stdout(e)) => return Err(anyhow::Error::new(e).context("writing stdout")),
-        Some(Stop::Timeout(t)) => {
-            return Err(filtertool::fail(
-                filtertool::exit::TIMEOUT,
-                format!("timed out after {} s; the VM was stopped", t.as_secs_f64()),
-            ))
-        }
-        Some(Stop::Signal(s)) => {
-            return Err(filtertool::fail(
-                128u8.saturating_add(s as u8),
-                format!("stopped by signal {s}; the VM was stopped"),
-            ))
-        }
+        Some(Stop::Timeout(t)) => return Err(timed_out(t, "; the VM was stopped")),
+        Some(Stop::Signal(s)) => return Err(signalled(s, "; the VM was stopped")),
         Some(Stop::Watchdog) => {
             let hint = if spec.accel == Accel::Kvm {
                 " (a paravirtual KVM hangs ordinary kernels: try --accel tcg)"
@@ -302,7 +449,8 @@ pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
             return Err(filtertool::fail(
                 rf,
                 format!(
-                    "the kernel did not start the guest init within {} s{hint}; last console lines: {}",
+                    "{}the kernel did not start the guest init within {} s{hint}; last console lines: {}",
+                    console.why(),
                     BOOT_WATCHDOG.as_secs(),
                     console.tail(3)
                 ),
@@ -315,7 +463,11 @@ pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
         Some(o) => Ok(o.exit_code()),
         None if !status.success() && channel.ready => Err(filtertool::fail(
             rf,
-            format!("{qemu_name} ended ({status}) before the guest init reported; last console lines: {}", console.tail(3)),
+            format!(
+                "{}{qemu_name} ended ({status}) before the guest init reported; last console lines: {}",
+                console.why(),
+                console.tail(3)
+            ),
         )),
         None if !channel.ready && console.ring.is_empty() => Err(filtertool::fail(
             rf,
@@ -324,7 +476,8 @@ pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
         None => Err(filtertool::fail(
             rf,
             format!(
-                "the VM stopped before the guest init reported an exit status (kernel panic?); last console lines: {}",
+                "{}the VM stopped before the guest init reported an exit status (kernel panic?); last console lines: {}",
+                console.why(),
                 console.tail(3)
             ),
         )),
@@ -360,13 +513,10 @@ fn relay(
     fds: [&mut File; 3],
 ) -> anyhow::Result<Relayed> {
     let start = Instant::now();
-    let deadline = spec.timeout.map(|t| start + t);
+    let deadline = spec.deadline;
     let watchdog = start + BOOT_WATCHDOG;
     let mut channel = Channel::default();
-    let mut console = Console {
-        ring: VecDeque::new(),
-        pending_cr: false,
-    };
+    let mut console = Console::default();
     let mut stop: Option<Stop> = None;
     let mut open = [true; 3];
     let mut buf = vec![0u8; 64 * 1024];
@@ -496,6 +646,7 @@ mod tests {
             append: Some("loglevel=7".into()),
             verbose: false,
             timeout: None,
+            deadline: None,
         }
     }
 
@@ -534,27 +685,56 @@ mod tests {
 
     #[test]
     fn console_keeps_lone_carriage_returns() {
-        let mut c = Console {
-            ring: VecDeque::new(),
-            pending_cr: false,
-        };
+        let mut c = Console::default();
         c.relay(b"[ 1.0] a\r", false);
         c.relay(b"\nx\ry\r\n", false);
         let got: Vec<u8> = c.ring.iter().copied().collect();
         assert_eq!(got, b"[ 1.0] a\nx\ry\n");
-        assert_eq!(c.tail(1), "x\ry");
+        assert_eq!(c.tail(1), r#""x\ry""#);
     }
 
     #[test]
     fn console_tail_is_bounded() {
-        let mut c = Console {
-            ring: VecDeque::new(),
-            pending_cr: false,
-        };
+        let mut c = Console::default();
         for i in 0..10_000 {
             c.relay(format!("line {i}\n").as_bytes(), false);
         }
         assert!(c.ring.len() <= CONSOLE_RING);
-        assert_eq!(c.tail(2), "line 9998 | line 9999");
+        assert!(c.line.is_empty());
+        assert_eq!(c.tail(2), r#""line 9998" | "line 9999""#);
+        c.relay(&vec![b'x'; 100_000], false);
+        assert_eq!(c.line.len(), MAX_WHY);
+    }
+
+    #[test]
+    fn the_reason_comes_first_even_when_buried() {
+        // What the 6.1 kernel prints when the first archive is not one,
+        // then the panic it leads to, then the panic's own noise.
+        let mut c = Console::default();
+        c.relay(b"[    0.9] Initramfs unpacking failed: invalid magic at start of compressed archive\r\n", false);
+        for i in 0..200 {
+            c.relay(format!("[    1.{i}] noise line {i}\r\n").as_bytes(), false);
+        }
+        c.relay(
+            b"[    2.0] Kernel panic - not syncing: No working init found.\r\n",
+            false,
+        );
+        c.relay(b"[    2.1] ---[ end Kernel panic ]---\r\n", false);
+        let why = c.why();
+        assert!(
+            why.starts_with(
+                r#"the guest kernel said "[    0.9] Initramfs unpacking failed: invalid magic"#
+            ),
+            "{why}"
+        );
+        assert!(!c.tail(3).contains("Initramfs"), "it was buried");
+        // A guest cannot forge message lines or escapes through it.
+        let mut c = Console::default();
+        c.relay(b"Kernel panic - not syncing: \x1b[2J\xff\n", false);
+        assert_eq!(
+            c.why(),
+            r#"the guest kernel said "Kernel panic - not syncing: \x1b[2J\xff"; "#
+        );
+        assert_eq!(Console::default().why(), "");
     }
 }

@@ -315,7 +315,7 @@ fn missing_kernel_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.starts_with("kvmrun: kernel /nonexistent/vmlinuz: No such file"),
+        err.starts_with("kvmrun: kernel \"/nonexistent/vmlinuz\": No such file"),
         "{err}"
     );
     let out = kvmrun()

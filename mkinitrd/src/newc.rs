@@ -1,5 +1,8 @@
-//! A streaming writer for the newc ("070701") cpio format, the one the
-//! Linux kernel unpacks as an initramfs.
+//! A streaming writer and reader for the newc ("070701") cpio format, the
+//! one the Linux kernel unpacks as an initramfs. The reader ([`Reader`])
+//! is what `kvmrun` measures an initrd with; keeping both here, as tar-rs
+//! and `dockpack::tarfmt` keep a format's two halves together, means one
+//! definition of the layout.
 //!
 //! Why our own: the `cpio` crate wants UTF-8 names and does not notice a
 //! short write (ENVIRONMENT.md), and the format is small. The layout follows
@@ -27,7 +30,7 @@
 //! poisoned: `append` and `finish` refuse, so a failed archive never gets
 //! its trailer and never looks complete.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 /// The magic of the "new ASCII" format without CRC.
 pub const MAGIC: &[u8; 6] = b"070701";
@@ -267,6 +270,131 @@ fn poisoned() -> io::Error {
     io::Error::other("newc archive is incomplete after an earlier error")
 }
 
+/// The longest member name [`Reader`] takes: the kernel's unpacker
+/// refuses names over `PATH_MAX` (init/initramfs.c, `do_header`), so an
+/// archive with a longer one is not an initramfs, and a 4 GiB namesize
+/// must not make us allocate 4 GiB.
+pub const MAX_NAME: u32 = 4096;
+
+/// Reads the members of one newc archive, up to and including its
+/// trailer, and nothing after it (the kernel looks for the next archive
+/// there). Data a caller does not read is skipped. Every size is a `u32`
+/// from 8 hex digits, so the sums below are done in `u64` and cannot
+/// overflow; a name over [`MAX_NAME`] or without its NUL is refused.
+pub struct Reader<R: BufRead> {
+    r: R,
+    /// Data bytes of the current member not read yet, then its padding.
+    left: u64,
+    pad: u64,
+    done: bool,
+}
+
+impl<R: BufRead> Reader<R> {
+    pub fn new(r: R) -> Self {
+        Reader {
+            r,
+            left: 0,
+            pad: 0,
+            done: false,
+        }
+    }
+
+    /// The next member's header, or `None` once the trailer is read.
+    pub fn next_header(&mut self) -> io::Result<Option<Header>> {
+        if self.done {
+            return Ok(None);
+        }
+        let skip = self.left + self.pad;
+        if io::copy(&mut (&mut self.r).take(skip), &mut io::sink())? < skip {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left = 0;
+        self.pad = 0;
+        let mut h = [0u8; HEADER_LEN];
+        self.r.read_exact(&mut h)?;
+        if &h[..6] != MAGIC && &h[..6] != b"070702" {
+            return Err(bad(format!(
+                "no 070701 magic, found {:?}",
+                String::from_utf8_lossy(&h[..6])
+            )));
+        }
+        let mut fields = [0u32; 13];
+        for (i, f) in fields.iter_mut().enumerate() {
+            let digits = &h[6 + 8 * i..14 + 8 * i];
+            *f = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| u32::from_str_radix(d, 16).ok())
+                .ok_or_else(|| bad(format!("header field {} is not 8 hex digits", i + 1)))?;
+        }
+        let namesize = fields[11];
+        if namesize == 0 || namesize > MAX_NAME {
+            return Err(bad(format!("name size {namesize} out of range")));
+        }
+        // The name and its NUL, padded so the data starts at a multiple
+        // of 4 (counted from the archive's start, which is aligned).
+        let name_len =
+            (HEADER_LEN as u64 + u64::from(namesize)).next_multiple_of(4) - HEADER_LEN as u64;
+        let mut name = vec![0u8; name_len as usize];
+        self.r.read_exact(&mut name)?;
+        name.truncate(namesize as usize);
+        if name.pop() != Some(0) || name.contains(&0) {
+            return Err(bad("member name is not NUL-terminated".to_string()));
+        }
+        if name == TRAILER {
+            self.done = true;
+            return Ok(None);
+        }
+        let filesize = fields[6];
+        self.left = u64::from(filesize);
+        self.pad = pad_len(self.left, 4);
+        Ok(Some(Header {
+            name,
+            ino: fields[0],
+            mode: fields[1],
+            uid: fields[2],
+            gid: fields[3],
+            nlink: fields[4],
+            mtime: fields[5],
+            filesize,
+            dev_major: fields[7],
+            dev_minor: fields[8],
+            rdev_major: fields[9],
+            rdev_minor: fields[10],
+        }))
+    }
+
+    /// The input, positioned after the trailer once `next_header` has
+    /// returned `None`.
+    pub fn into_inner(self) -> R {
+        self.r
+    }
+}
+
+/// The current member's data.
+impl<R: BufRead> Read for Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.r.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn bad(what: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("bad newc cpio header: {what}"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,5 +519,55 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(out.len(), 512);
         assert_eq!(&out[110..121], b"TRAILER!!!\0");
+    }
+
+    #[test]
+    fn reader_reads_back_what_the_writer_wrote() {
+        let mut w = Writer::new(Vec::new());
+        let mut a = file(b"bin/sh", b"hello");
+        a.uid = 7;
+        w.append(&a, &mut &b"hello"[..]).unwrap();
+        let mut d = file(b"dir", b"");
+        d.mode = 0o40755;
+        w.append(&d, &mut &b""[..]).unwrap();
+        let mut out = w.finish().unwrap();
+        out.extend_from_slice(b"NEXT");
+        let mut r = Reader::new(&out[..]);
+        let h = r.next_header().unwrap().unwrap();
+        assert_eq!(h, a);
+        let mut data = Vec::new();
+        r.read_to_end(&mut data).unwrap();
+        assert_eq!(data, b"hello");
+        // Data left unread is skipped.
+        assert_eq!(r.next_header().unwrap(), Some(d));
+        assert_eq!(r.next_header().unwrap(), None);
+        assert_eq!(r.next_header().unwrap(), None);
+        // Stops after the trailer's name: the block padding follows.
+        let rest = r.into_inner();
+        assert!(rest.ends_with(b"NEXT") && rest[..rest.len() - 4].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn reader_refuses_bad_headers() {
+        let mut w = Writer::new(Vec::new());
+        w.append(&file(b"a", b"123456"), &mut &b"123456"[..])
+            .unwrap();
+        let good = w.finish().unwrap();
+        let first = |bytes: &[u8]| Reader::new(bytes).next_header().map(|_| ());
+        assert!(first(&good).is_ok());
+        let mut bad_magic = good.clone();
+        bad_magic[3] = b'9';
+        assert!(first(&bad_magic).is_err());
+        let mut bad_hex = good.clone();
+        bad_hex[10] = b'g';
+        assert!(first(&bad_hex).is_err());
+        // namesize 0xFFFFFFFF: refused, not allocated.
+        let mut huge = good.clone();
+        huge[94..102].copy_from_slice(b"FFFFFFFF");
+        assert!(first(&huge).is_err());
+        // Truncated inside the data.
+        let mut r = Reader::new(&good[..114]);
+        assert!(r.next_header().unwrap().is_some());
+        assert!(r.next_header().is_err());
     }
 }
