@@ -44,6 +44,8 @@ const TOKENS: &[&[u8]] = &[
     b"99999999999",
     b"4294967296",
     b"18446744073709551616",
+    b"18446744073709551615",
+    b"9223372036854775807",
     b"-1",
     b"\x7fELF",
     b"\xff\xff\xff\xff",
@@ -201,6 +203,45 @@ fn mutate_options() {
 #[test]
 fn mutate_tar() {
     run_target("tar");
+}
+
+/// The seeds whose size fields overflow (pax `size=2^64-1`, `2^64-512`,
+/// `2^63-1`, `2^64`, GNU base-256 sizes of 2^64-1 and more): each must be
+/// refused as a tar, by its size, without a panic (debug builds check
+/// overflow, so a wrapped offset panics here) and without reading on.
+#[test]
+fn overflowing_tar_sizes_are_refused() {
+    let dir = workspace_root().join("fuzz/corpus/tar");
+    let mut seen = 0;
+    for e in fs::read_dir(&dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.contains("-size-") {
+            continue;
+        }
+        seen += 1;
+        let data = fs::read(e.path()).unwrap();
+        let mut r = &data[..];
+        let walked = dockpack::tarfmt::walk(
+            &mut r,
+            |r, n| {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                if n > r.len() {
+                    return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+                }
+                *r = &r[n..];
+                Ok(())
+            },
+            |_, _| Ok(true),
+        );
+        let err = walked.expect_err(&name).to_string();
+        assert!(
+            err.contains("out of range")
+                || err.contains("not a number")
+                || err.contains("bad pax size"),
+            "{name}: {err}"
+        );
+    }
+    assert!(seen >= 6, "the overflowing seeds are in {}", dir.display());
 }
 
 #[test]
