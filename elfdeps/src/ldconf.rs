@@ -20,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use bstr::ByteSlice;
 
 use crate::tree::{Miss, Tree};
+use filtertool::quote::{quote, Quoted};
 
 /// The largest configuration file read.
 const MAX_CONF: u64 = 1 << 20;
@@ -52,7 +53,7 @@ impl Parser<'_> {
         let found = match self.tree.resolve(path) {
             Ok(f) => f,
             Err(Miss::NotFound | Miss::NotDir) => return Ok(()),
-            Err(e) => bail!("{}: {e}", path.as_bstr()),
+            Err(e) => bail!("{}: {e}", Quoted(path)),
         };
         if let Some(at) = self.stack.iter().position(|(c, _)| *c == found.canonical) {
             let mut chain: Vec<String> = self
@@ -60,13 +61,13 @@ impl Parser<'_> {
                 .get(at..)
                 .unwrap_or_default()
                 .iter()
-                .map(|(_, named)| named.as_bstr().to_string())
+                .map(|(_, named)| quote(named))
                 .collect();
-            chain.push(path.as_bstr().to_string());
+            chain.push(quote(path));
             bail!("ld.so.conf include loop: {}", chain.join(" -> "));
         }
         if self.stack.len() >= MAX_DEPTH {
-            bail!("{}: includes nested too deep", path.as_bstr());
+            bail!("{}: includes nested too deep", Quoted(path));
         }
         if !found.meta.is_file() {
             return Ok(());
@@ -74,9 +75,9 @@ impl Parser<'_> {
         let mut text = Vec::new();
         File::open(self.tree.host(&found.canonical))
             .and_then(|f| f.take(MAX_CONF + 1).read_to_end(&mut text))
-            .with_context(|| format!("reading {}", path.as_bstr()))?;
+            .with_context(|| format!("reading {}", Quoted(path)))?;
         if text.len() as u64 > MAX_CONF {
-            bail!("{}: larger than {MAX_CONF} bytes", path.as_bstr());
+            bail!("{}: larger than {MAX_CONF} bytes", Quoted(path));
         }
         self.stack.push((found.canonical, path.to_vec()));
         let here = match path.rfind_byte(b'/') {

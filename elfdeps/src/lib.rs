@@ -25,8 +25,8 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bstr::ByteSlice;
 use filelist::records::{check_name, RecordReader, Terminator};
+use filtertool::quote::Quoted;
 
 pub use resolve::{Outcome, Resolver};
 
@@ -60,20 +60,20 @@ pub fn run(opts: &Options, input: impl BufRead, mut out: impl Write) -> Result<u
             for (name, by) in &missing {
                 filtertool::warn(
                     TOOL,
-                    format_args!("{}: not found (needed by {})", name.as_bstr(), by.as_bstr()),
+                    format_args!("{}: not found (needed by {})", Quoted(name), Quoted(by)),
                 );
             }
         } else {
             let list: Vec<String> = missing
                 .iter()
-                .map(|(name, by)| format!("{} (needed by {})", name.as_bstr(), by.as_bstr()))
+                .map(|(name, by)| format!("{} (needed by {})", Quoted(name), Quoted(by)))
                 .collect();
             bail!("libraries not found: {}", list.join(", "));
         }
     }
     let term = Terminator::nul_if(opts.nul_out);
     for p in &paths {
-        check_name(p, term).map_err(|why| anyhow!("{}: {why}", p.as_bstr()))?;
+        check_name(p, term).map_err(|why| anyhow!("{}: {why}", Quoted(p)))?;
     }
     for p in &paths {
         out.write_all(p).context("writing stdout")?;

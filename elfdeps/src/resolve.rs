@@ -50,6 +50,7 @@ use crate::elf::{self, ElfInfo, Probe};
 use crate::ldconf::{self, join};
 use crate::platform::{self, Abi};
 use crate::tree::{Found, Tree};
+use filtertool::quote::{quote_path, Quoted};
 
 /// A file read once and shared by every program that needs it.
 #[derive(Debug)]
@@ -114,9 +115,9 @@ impl Resolver {
             Some(dir) => {
                 let canon = dir
                     .canonicalize()
-                    .with_context(|| format!("--root {}", dir.display()))?;
+                    .with_context(|| format!("--root {}", quote_path(dir)))?;
                 if !canon.is_dir() {
-                    bail!("--root {}: not a directory", dir.display());
+                    bail!("--root {}: not a directory", quote_path(dir));
                 }
                 (Tree::new(canon), b"/".to_vec())
             }
@@ -202,8 +203,8 @@ impl Resolver {
         };
         bail!(
             "{}: {why} (the loader stops here looking for a library needed by {})",
-            path.as_bstr(),
-            needed_by.as_bstr()
+            Quoted(path),
+            Quoted(needed_by)
         )
     }
 
@@ -213,14 +214,14 @@ impl Resolver {
         let found = self
             .tree
             .resolve(&raw)
-            .map_err(|m| anyhow!("{}: {m}", input.as_bstr()))?;
+            .map_err(|m| anyhow!("{}: {m}", Quoted(input)))?;
         let mut out = Outcome::default();
         // Directories, devices, FIFOs: not ELF files, nothing needed.
         if !found.meta.is_file() {
             return Ok(out);
         }
         let obj = match self.load(&found) {
-            Err(why) => bail!("{}: {why}", input.as_bstr()),
+            Err(why) => bail!("{}: {why}", Quoted(input)),
             Ok(Loaded::NotElf) => return Ok(out),
             Ok(Loaded::Elf(o)) => o,
         };
@@ -264,12 +265,12 @@ impl Resolver {
                 }
                 None if from_interp => out.missing.push((path, raw.clone())),
                 Some(Err(why)) if from_interp => {
-                    bail!("{}: interpreter {}: {why}", input.as_bstr(), path.as_bstr())
+                    bail!("{}: interpreter {}: {why}", Quoted(input), Quoted(&path))
                 }
                 Some(_) if from_interp => bail!(
                     "{}: interpreter {}: not an ELF file for this machine",
-                    input.as_bstr(),
-                    path.as_bstr()
+                    Quoted(input),
+                    Quoted(&path)
                 ),
                 _ => {}
             }
@@ -329,7 +330,7 @@ impl Resolver {
             let name = if self.in_root {
                 self.tree
                     .printed_name(&m.name)
-                    .map_err(|why| anyhow!("{}: {why}", m.name.as_bstr()))?
+                    .map_err(|why| anyhow!("{}: {why}", Quoted(&m.name)))?
             } else {
                 m.name
             };

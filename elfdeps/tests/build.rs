@@ -152,7 +152,7 @@ fn runpath_serves_only_direct_needs() {
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
         err.contains(&format!(
-            "libb.so (needed by {}/bin/../lib/liba.so)",
+            "\"libb.so\" (needed by \"{}/bin/../lib/liba.so\")",
             t.display()
         )),
         "{err}"
@@ -169,9 +169,8 @@ fn runpath_serves_only_direct_needs() {
             format!("{}/bin/../lib/liba.so", t.display())
         ]
     );
-    assert!(
-        String::from_utf8_lossy(&out.get_output().stderr).contains("warning: libb.so: not found")
-    );
+    assert!(String::from_utf8_lossy(&out.get_output().stderr)
+        .contains("warning: \"libb.so\": not found"));
     // ldd agrees: libb.so => not found.
     assert!(ldd(&prog).contains(&"libb.so not found".to_string()));
 
@@ -293,7 +292,7 @@ fn bad_input_is_one_line_naming_the_file() {
     assert_eq!(
         err,
         format!(
-            "elfdeps: {}: no such file or directory\n",
+            "elfdeps: \"{}\": no such file or directory\n",
             missing.display()
         )
     );
@@ -306,7 +305,7 @@ fn bad_input_is_one_line_naming_the_file() {
         .code(1);
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
-        err.starts_with(&format!("elfdeps: {}: ", cut.display())),
+        err.starts_with(&format!("elfdeps: \"{}\": ", cut.display())),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1);
@@ -485,7 +484,7 @@ fn root_resolves_inside_the_tree_only() {
         .code(1);
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
-        err.contains("libz.so.1 (needed by /usr/bin/zprog)"),
+        err.contains("\"libz.so.1\" (needed by \"/usr/bin/zprog\")"),
         "{err}"
     );
 
@@ -511,7 +510,7 @@ fn root_resolves_inside_the_tree_only() {
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
         err.contains(
-            "include loop: /etc/ld.so.conf -> /etc/ld.so.conf.d/loop.conf -> /etc/ld.so.conf"
+            "include loop: \"/etc/ld.so.conf\" -> \"/etc/ld.so.conf.d/loop.conf\" -> \"/etc/ld.so.conf\""
         ),
         "{err}"
     );
@@ -558,7 +557,7 @@ fn foreign_machines_are_skipped_and_non_elf_candidates_fail() {
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
         err.starts_with(&format!(
-            "elfdeps: {}/bin/../first/libb.so: not an ELF file",
+            "elfdeps: \"{}/bin/../first/libb.so\": not an ELF file",
             t.display()
         )),
         "{err}"
