@@ -19,7 +19,6 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
-use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -76,7 +75,9 @@ fn open_list(path: &OsString, term: Terminator) -> Result<Input> {
         let reader: Box<dyn BufRead> = Box::new(BufReader::with_capacity(BUF, io::stdin()));
         return Ok(ListReader::new(reader, term, "stdin"));
     }
-    let shown = Path::new(path).display().to_string();
+    // The name as every message shows it: quoted, so a list named with a
+    // newline or an escape cannot forge a line.
+    let shown = filtertool::quote::quote_os(path);
     let file = File::open(path).with_context(|| format!("{shown}: cannot open"))?;
     let reader: Box<dyn BufRead> = Box::new(BufReader::with_capacity(BUF, file));
     Ok(ListReader::new(reader, term, shown))

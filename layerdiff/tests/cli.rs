@@ -144,21 +144,21 @@ fn bad_input_names_file_and_line() {
     );
     one_line_error(
         layerdiff().args([&unsorted, &new]),
-        &format!("layerdiff: {unsorted}: line 2: not sorted: \"./a\" after \"./b\""),
+        &format!("layerdiff: \"{unsorted}\": line 2: not sorted: \"./a\" after \"./b\""),
     );
     one_line_error(
         layerdiff().args([&new, &dup]),
-        &format!("layerdiff: {dup}: line 2: duplicate name \"./a\""),
+        &format!("layerdiff: \"{dup}\": line 2: duplicate name \"./a\""),
     );
     one_line_error(
         layerdiff().args([&new, &bad]),
         &format!(
-            "layerdiff: {bad}: line 2: malformed list line: digest is not 64 lowercase hex digits"
+            "layerdiff: \"{bad}\": line 2: malformed list line: digest is not 64 lowercase hex digits"
         ),
     );
     one_line_error(
         layerdiff().args(["/nonexistent.list", &new]),
-        "layerdiff: /nonexistent.list: cannot open: No such file",
+        "layerdiff: \"/nonexistent.list\": cannot open: No such file",
     );
     one_line_error(
         layerdiff().args(["-", "-"]),
