@@ -41,7 +41,7 @@ enum Hit<'a> {
 }
 
 fn normalise(name: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(name.len());
     for c in name.split(|&b| b == b'/') {
         if c.is_empty() || c == b"." {
             continue;

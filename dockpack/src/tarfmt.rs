@@ -292,15 +292,12 @@ fn parse_numeric(field: &[u8]) -> Option<u64> {
             return Some(v);
         }
     }
-    let text: Vec<u8> = field
+    // No allocation: this runs for several fields of every header.
+    let text = field
         .iter()
         .copied()
         .skip_while(|&b| b == b' ')
-        .take_while(|&b| b != 0 && b != b' ')
-        .collect();
-    if text.is_empty() {
-        return Some(0);
-    }
+        .take_while(|&b| b != 0 && b != b' ');
     let mut v: u64 = 0;
     for b in text {
         if !(b'0'..=b'7').contains(&b) {
@@ -384,27 +381,25 @@ pub fn walk<R: Read>(
         }
         let stored = parse_numeric(&block[148..156])
             .ok_or_else(|| fmt_err(offset, "header checksum is not a number"))?;
-        let mut unsigned: u64 = 0;
-        for (i, &b) in block.iter().enumerate() {
-            unsigned += if (148..156).contains(&i) {
-                32
-            } else {
-                u64::from(b)
-            };
-        }
-        // Some old writers summed signed chars; accept both sums.
-        let signed: i64 = block
+        // 512 bytes of at most 255 each: no overflow. The checksum field
+        // itself counts as eight spaces.
+        let unsigned: u64 = block[..148]
             .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    i64::from(b as i8)
-                }
-            })
-            .sum();
-        if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
+            .chain(&block[156..])
+            .map(|&b| u64::from(b))
+            .sum::<u64>()
+            + 8 * 32;
+        // Some old writers summed signed chars; accept both sums (the
+        // signed one is computed only when the usual one does not match).
+        let signed = || -> i64 {
+            block[..148]
+                .iter()
+                .chain(&block[156..])
+                .map(|&b| i64::from(b as i8))
+                .sum::<i64>()
+                + 8 * 32
+        };
+        if stored != unsigned && i64::try_from(stored).ok() != Some(signed()) {
             return Err(fmt_err(offset, "header checksum does not match"));
         }
         let typeflag = block[156];
