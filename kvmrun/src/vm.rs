@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -143,6 +143,8 @@ impl Signals {
     }
 
     fn take(&self) -> Option<i32> {
+        // SAFETY: signalfd_siginfo is a plain C struct of integers, for
+        // which all zeros is a valid value.
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
         // SAFETY: reading into a properly sized, owned struct.
@@ -242,6 +244,8 @@ fn pipe() -> io::Result<(File, OwnedFd)> {
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing
+    // else owns.
     unsafe { Ok((File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
 }
 
@@ -382,14 +386,13 @@ pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
     let mut cmd = Command::new(&spec.qemu);
     cmd.args(qemu_args(spec, ports)).stdin(Stdio::null());
     // qemu's own chatter goes to stderr: stdout is the program's alone.
-    let err = io::stderr().as_raw_fd();
-    // SAFETY: dup of our stderr; the result is owned by the Stdio.
-    let dup = unsafe { libc::fcntl(err, libc::F_DUPFD_CLOEXEC, 3) };
-    if dup >= 0 {
-        cmd.stdout(unsafe { Stdio::from(OwnedFd::from_raw_fd(dup)) });
+    // (A close-on-exec duplicate: std dups it onto the child's fd 1.)
+    if let Ok(dup) = io::stderr().as_fd().try_clone_to_owned() {
+        cmd.stdout(Stdio::from(dup));
     }
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    let parent = unsafe { libc::getpid() };
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls (prctl, getppid, fcntl,
+    // _exit) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
