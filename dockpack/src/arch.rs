@@ -305,4 +305,79 @@ mod tests {
         assert_eq!(elf_arch(&h), Some("amd64"));
         assert_eq!(elf_arch(b"#!/bin/sh\n"), None);
     }
+
+    /// A member for [`layer_of`]: name, kind, data or link target.
+    type Spec<'a> = (&'a [u8], tarfmt::Kind, &'a [u8]);
+
+    fn layer_of(members: &[Spec<'_>]) -> (PathBuf, File) {
+        use std::io::Write;
+        let mut out = Vec::new();
+        for (name, kind, body) in members {
+            let link: &[u8] = if *kind == tarfmt::Kind::Symlink {
+                body
+            } else {
+                b""
+            };
+            let size = if *kind == tarfmt::Kind::Regular {
+                body.len() as u64
+            } else {
+                0
+            };
+            let m = tarfmt::Member {
+                name,
+                kind: *kind,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                size,
+                mtime: 0,
+                link,
+                major: 0,
+                minor: 0,
+            };
+            tarfmt::write_header(&mut out, &m).unwrap();
+            if size > 0 {
+                out.extend_from_slice(body);
+                out.extend_from_slice(&[0u8; tarfmt::BLOCK][..tarfmt::padding(size)]);
+            }
+        }
+        tarfmt::write_end(&mut out).unwrap();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&out).unwrap();
+        (PathBuf::from("test.tar"), f)
+    }
+
+    #[test]
+    fn whiteouts_opaque_directories_and_links_across_layers() {
+        use tarfmt::Kind::{Directory as D, Regular as R, Symlink as S};
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = eh::ELFCLASS64;
+        elf[5] = eh::ELFDATA2LSB;
+        elf[6] = 1;
+        elf[18] = eh::EM_AARCH64 as u8;
+        let base = || layer_of(&[(b"bin/", D, b""), (b"bin/x", R, &elf)]);
+        let cases: &[(&[Spec<'_>], &str, Option<&str>)] = &[
+            (&[(b"etc/", D, b"")], "/bin/x", Some("arm64")),
+            (&[(b"bin/", D, b""), (b"bin/.wh.x", R, b"")], "/bin/x", None),
+            (&[(b".wh.bin", R, b"")], "/bin/x", None),
+            (
+                &[(b"bin/", D, b""), (b"bin/.wh..wh..opq", R, b"")],
+                "/bin/x",
+                None,
+            ),
+            (&[(b"l", S, b"bin/x")], "/l", Some("arm64")),
+            (&[(b"l", S, b"/bin/../bin/./x")], "/l", Some("arm64")),
+            (&[(b"d", S, b"bin")], "/d/../d/x", Some("arm64")),
+            (&[(b"l", S, b"l")], "/l", None),
+        ];
+        for (top, path, want) in cases {
+            let mut layers = vec![base(), layer_of(top)];
+            assert_eq!(
+                detect(&mut layers, path).unwrap(),
+                *want,
+                "{path} over {top:?}"
+            );
+        }
+    }
 }
