@@ -8,7 +8,7 @@
 
 use std::cmp::Ordering;
 use std::ffi::OsStr;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -114,10 +114,27 @@ pub fn resolve(
     })
 }
 
-/// A kernel is usable when it is a regular file we can open. The open is
-/// `O_NONBLOCK`, so a FIFO with no writer is refused at once instead of
-/// hanging the open (open(2)); on a regular file the flag does nothing.
+/// A kernel is usable when it is a regular file we can open.
 fn check(p: &Path) -> Result<(), String> {
+    open_checked(p).map(|_| ())
+}
+
+/// Opens the kernel to boot, checked as [`resolve`] checks it: the
+/// descriptor is what qemu reads (as `/proc/self/fd/N`), so the file that
+/// was checked is the one booted even if the path changes in between.
+pub fn open(p: &Path) -> anyhow::Result<File> {
+    open_checked(p).map_err(|why| {
+        filtertool::fail(
+            filtertool::exit::RUNNER_FAILED,
+            format!("kernel {}: {why}", quote_path(p)),
+        )
+    })
+}
+
+/// The open is `O_NONBLOCK`, so a FIFO with no writer is refused at once
+/// instead of hanging the open (open(2)); on a regular file the flag does
+/// nothing.
+fn open_checked(p: &Path) -> Result<File, String> {
     let why = |e: std::io::Error| {
         let s = e.to_string();
         match s.find(" (os error ") {
@@ -127,7 +144,7 @@ fn check(p: &Path) -> Result<(), String> {
     };
     let f = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(p)
         .map_err(why)?;
     let m = f.metadata().map_err(why)?;
@@ -137,7 +154,7 @@ fn check(p: &Path) -> Result<(), String> {
             crate::initrd::type_name(&m)
         ));
     }
-    Ok(())
+    Ok(f)
 }
 
 /// Compares like `sort -V` on the parts that matter for kernel names: runs

@@ -114,6 +114,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         kernel::running_release().as_deref(),
         std::path::Path::new(kernel::BOOT_DIR),
     )?;
+    let kernel_file = kernel::open(&kernel)?;
     watch.check()?;
 
     let decision = accel::decide(cli.accel, &accel::Probe::host());
@@ -159,6 +160,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     let spec = vm::Spec {
         qemu: cli.qemu.clone().unwrap_or_else(vm::default_qemu),
         kernel,
+        kernel_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&kernel_file)),
         initrd,
         mem,
         cpus: cli.cpus,
@@ -169,6 +171,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         deadline: watch.deadline,
     };
     let result = vm::run(&spec, &signals);
+    drop(kernel_file);
     // Remove the temporary files before the exit status leaves, whatever
     // it is (the error path included).
     let cleanup = dir.close();

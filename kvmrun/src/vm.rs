@@ -46,6 +46,9 @@ const CONSOLE_RING: usize = 4096;
 pub struct Spec {
     pub qemu: PathBuf,
     pub kernel: PathBuf,
+    /// The kernel, opened and checked: qemu reads it through
+    /// `/proc/self/fd/N` (the descriptor is inherited), not by path.
+    pub kernel_fd: Option<RawFd>,
     pub initrd: PathBuf,
     pub mem: u64,
     pub cpus: u32,
@@ -104,7 +107,10 @@ pub fn qemu_args(spec: &Spec, ports: [RawFd; 3]) -> Vec<OsString> {
         push(format!("chardev:kvmrun{i}"));
     }
     a.push("-kernel".into());
-    a.push(spec.kernel.clone().into_os_string());
+    match spec.kernel_fd {
+        Some(fd) => a.push(format!("/proc/self/fd/{fd}").into()),
+        None => a.push(spec.kernel.clone().into_os_string()),
+    }
     a.push("-initrd".into());
     a.push(spec.initrd.clone().into_os_string());
     a.push("-append".into());
@@ -391,6 +397,9 @@ pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
         cmd.stdout(Stdio::from(dup));
     }
     let parent = std::process::id() as libc::pid_t;
+    // The descriptors qemu inherits: the three ports and the kernel.
+    let mut inherit = ports.to_vec();
+    inherit.extend(spec.kernel_fd);
     // SAFETY: only async-signal-safe calls (prctl, getppid, fcntl,
     // _exit) between fork and exec.
     unsafe {
@@ -402,7 +411,7 @@ pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
             if libc::getppid() != parent {
                 libc::_exit(125);
             }
-            for fd in ports {
+            for &fd in &inherit {
                 let fl = libc::fcntl(fd, libc::F_GETFD);
                 if fl < 0 || libc::fcntl(fd, libc::F_SETFD, fl & !libc::FD_CLOEXEC) < 0 {
                     return Err(io::Error::last_os_error());
@@ -642,6 +651,7 @@ mod tests {
         Spec {
             qemu: default_qemu(),
             kernel: "/boot/vmlinuz".into(),
+            kernel_fd: None,
             initrd: "/tmp/x/initrd".into(),
             mem: 128 << 20,
             cpus: 2,
@@ -684,6 +694,15 @@ mod tests {
         assert!(
             joined.contains("-kernel /boot/vmlinuz -initrd /tmp/x/initrd -append console=ttyS0")
         );
+        let k = Spec {
+            kernel_fd: Some(5),
+            ..s.clone()
+        };
+        let a: Vec<String> = qemu_args(&k, [7, 8, 9])
+            .iter()
+            .map(|x| x.to_string_lossy().into_owned())
+            .collect();
+        assert!(a.join(" ").contains("-kernel /proc/self/fd/5 -initrd"));
     }
 
     #[test]
