@@ -17,7 +17,7 @@
 //! thrown away, at most 16 MiB a run: nothing is written to disk but the
 //! states (a few hundred bytes each).
 
-use reliability_tests::{tool, Rng};
+use reliability_tests::{skip, tool, Rng};
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -346,7 +346,7 @@ fn check(label: &str, r: &Ran, state: &[u8], bad: &mut Vec<String>) {
 #[test]
 fn tools_survive_mutated_fakeroot_states() {
     if Command::new("fakeroot").arg("true").output().is_err() {
-        eprintln!("skipping: fakeroot is not installed (apt-get install fakeroot)");
+        skip("fakeroot is not installed (apt-get install fakeroot)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

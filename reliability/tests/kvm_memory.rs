@@ -4,7 +4,7 @@
 //! memory from the initrd itself (ENVIRONMENT.md "Formats"). One TCG boot
 //! of a 100 MiB initrd (about 100 MB on disk for the test's duration).
 
-use reliability_tests::tool;
+use reliability_tests::{skip, tool};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -21,11 +21,11 @@ fn kvmrun_boots_an_initrd_larger_than_half_the_small_default() {
         })
         .unwrap_or(false)
     {
-        eprintln!("skipped: no /boot/vmlinuz-* (apt-get install linux-image-amd64)");
+        skip("no /boot/vmlinuz-* (apt-get install linux-image-amd64)");
         return;
     }
     if !Path::new("/bin/busybox").is_file() {
-        eprintln!("skipped: needs /bin/busybox (busybox-static)");
+        skip("needs /bin/busybox (busybox-static)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
