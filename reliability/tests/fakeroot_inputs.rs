@@ -1,6 +1,6 @@
-//! Fuzzing through `--fakeroot STATE` on the command line (issue 8, item
-//! 1: "fakeroot state files"; the parser alone is fuzzed in process by
-//! `mutate.rs`). A real `fakeroot -s` state file is made for a small tree
+//! Fuzzing through `--fakeroot STATE` on the command line (a state file
+//! is untrusted input like any other; the parser alone is fuzzed in
+//! process by `mutate.rs`). A real `fakeroot -s` state file is made for a small tree
 //! holding every file type, then mutated, deterministically, at three
 //! levels: bytes (as a fuzzer does), fields (a value replaced by one that
 //! matters: another real inode, a mode of another file type, a number

@@ -1,4 +1,4 @@
-//! Fault injection (issue 8, "Fault tests"): a reader that closes the
+//! Fault injection: a reader that closes the
 //! pipe early, a file that changes between `fileids` and the packer, and
 //! a full disk under `dockpack image --iidfile/--oci-dir`. Every case
 //! checks the exit status, stderr, and that nothing whole-looking is left.

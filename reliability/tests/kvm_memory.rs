@@ -1,7 +1,8 @@
 //! `kvmrun` with an initrd larger than half of its memory for a small
-//! one (issue 8, "Scale and resource tests"): the kernel unpacks the
-//! initramfs into a tmpfs capped at half of RAM, so kvmrun must size the
-//! memory from the initrd itself (ENVIRONMENT.md "Formats"). One TCG boot
+//! one: the kernel unpacks the initramfs into a tmpfs capped at half of
+//! RAM (kernel Documentation/filesystems/ramfs-rootfs-initramfs.rst), so
+//! kvmrun must size the memory from the initrd itself (docs/DESIGN.md,
+//! "Running in a VM"). One TCG boot
 //! of a 100 MiB initrd (about 100 MB on disk for the test's duration).
 
 use reliability_tests::{skip, tool};

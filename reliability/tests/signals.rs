@@ -1,4 +1,4 @@
-//! SIGTERM to the runners (issue 8, "Fault tests"): after `chrootrun` or
+//! SIGTERM to the runners: after `chrootrun` or
 //! `kvmrun` is told to stop, nothing it started may survive (no process
 //! of the container, no qemu) and its temporary files are gone. Each run
 //! gets its own TMPDIR and a unique marker in the command line, so

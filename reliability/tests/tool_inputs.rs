@@ -1,7 +1,6 @@
-//! Process-level fuzzing of the tools' stdin and arguments (issue 8,
-//! item 1: "the argument/stdin paths of each tool"; "No tool may panic
-//! (exit 101) on any input: an error is one line and a defined exit
-//! code"). Deterministic mutations of the seed corpus go to each filter's
+//! Process-level fuzzing of the tools' stdin and arguments: no tool may
+//! panic (exit 101) on any input; an error is one line and a defined exit
+//! code (docs/DESIGN.md, "Exit codes and messages"). Deterministic mutations of the seed corpus go to each filter's
 //! stdin, mutated layer tars to `dockpack image`, and random argument
 //! vectors to every tool; the exit code must be a defined one and a
 //! failure must say one line.

@@ -1,6 +1,6 @@
-//! The cookbook built in parallel (issue 8: "concurrent runs of the same
-//! pipeline under `redo -j`/`make -j` in one directory (each tool writes
-//! only where told)"). `scripts/` is copied into fresh directories and
+//! The cookbook built in parallel: concurrent runs of the same pipeline
+//! under `redo -j`/`make -j` in one directory are safe because each tool
+//! writes only where it is told to. `scripts/` is copied into fresh directories and
 //! `all` is built there:
 //!
 //! 1. by `make` one job at a time, then by `make -j4` and `make -j8`;
