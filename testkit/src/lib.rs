@@ -18,8 +18,8 @@ pub mod user;
 pub use bins::{bin, have, path_with, profile_dir, target_dir, tool, workspace_root};
 pub use mutation::{mutate_bytes, mutation_loop, Rng};
 pub use run::{
-    assert_quiet_when_stdout_closed, count, run, run_stdout_closed, run_streaming, sha256_hex,
-    wait_rusage, Outcome,
+    assert_quiet_when_stdout_closed, count, run, run_bounded, run_stdout_closed, run_streaming,
+    sha256_hex, wait_rusage, Bounded, Outcome,
 };
 pub use skip::skip;
 pub use user::{is_root, ordinary_user, User};

@@ -178,3 +178,93 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// How a bounded run ended (`run_bounded`).
+#[derive(Debug)]
+pub struct Bounded {
+    pub code: Option<i32>,
+    /// Killed for running past the time limit.
+    pub hung: bool,
+    /// The first `keep` bytes of stdout.
+    pub stdout: Vec<u8>,
+    /// How many bytes stdout had when reading stopped (at most a buffer
+    /// past `max_output`).
+    pub out_len: u64,
+    /// The first 64 KiB of stderr.
+    pub stderr: String,
+}
+
+/// Runs `cmd` with `stdin`, reading its output on threads and keeping the
+/// first `keep` bytes, and kills it after `limit` (a test must bound how
+/// long a tool may run on hostile input). Reading stops past `max_output`
+/// bytes, so a tool that writes without end fills its pipe and is killed
+/// at `limit` instead of filling memory.
+pub fn run_bounded(
+    mut cmd: Command,
+    stdin: &[u8],
+    limit: std::time::Duration,
+    max_output: u64,
+    keep: usize,
+) -> Bounded {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut input = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let mut out = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let reader = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut total = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    total += n as u64;
+                    if kept.len() < keep {
+                        kept.extend_from_slice(&buf[..n.min(keep - kept.len())]);
+                    }
+                    if total > max_output {
+                        break;
+                    }
+                }
+            }
+        }
+        (kept, total)
+    });
+    let mut err = child.stderr.take().unwrap_or_else(|| panic!("stderr"));
+    let errs = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = (&mut err).take(1 << 16).read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let start = std::time::Instant::now();
+    let mut hung = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() > limit => {
+                hung = true;
+                let _ = child.kill();
+                break child.wait().unwrap_or_else(|e| panic!("wait: {e}"));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            Err(e) => panic!("wait: {e}"),
+        }
+    };
+    let _ = feeder.join();
+    let (stdout, out_len) = reader.join().unwrap_or_default();
+    Bounded {
+        code: status.code(),
+        hung,
+        stdout,
+        out_len,
+        stderr: errs.join().unwrap_or_default(),
+    }
+}
