@@ -5,7 +5,8 @@
 //! nothing); with the tools only in `../target/release` they find them by
 //! themselves; `all` ends with a summary, and STRICT=1 turns a skip into
 //! an error. Also: system tools in /usr/sbin are found without it on
-//! PATH, and docker.sh passes ENGINE_FLAGS as words.
+//! PATH, and docker.sh passes ENGINE_FLAGS as words. Every copy lives
+//! under a directory whose name holds a space.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -44,7 +45,12 @@ struct Copy {
 /// `cargo build --release` would leave them.
 fn copy(release: bool) -> Copy {
     let bins = support::binaries().unwrap_or_else(|e| panic!("{e}"));
-    let top = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // A space in the path, as in "~/my projects/": every script must
+    // quote the directories path.sh and need.sh derive from it.
+    let top = tempfile::Builder::new()
+        .prefix("new comer")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("{e}"));
     let scripts = top.path().join("scripts");
     fs::create_dir(&scripts).unwrap_or_else(|e| panic!("{e}"));
     support::copy_scripts(&scripts).unwrap_or_else(|e| panic!("{e}"));
