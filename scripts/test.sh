@@ -14,12 +14,7 @@ rm -rf "$skips"
 summary() {
 	status=$?
 	echo >&2
-	if [ -n "$(ls -A "$skips" 2>/dev/null)" ]; then
-		echo "test.sh: skipped ($(cat "$skips"/* | wc -l)), and why:" >&2
-		LC_ALL=C sort "$skips"/* | sed 's/^/  /' >&2
-	else
-		echo "test.sh: no test skipped" >&2
-	fi
+	scripts/skips.sh "$skips"
 	[ "$status" = 0 ] || echo "test.sh: FAILED (exit $status)" >&2
 	exit "$status"
 }

@@ -75,8 +75,9 @@ pub fn copy_scripts(dest: &Path) -> Result<(), String> {
             || n.ends_with(".diffbase")
             || n.ends_with(".layers")
             || n == "Makefile";
-        // test.sh and demo.sh drive the whole workspace, not the cookbook.
-        let source = source && n != "test.sh" && n != "demo.sh";
+        // test.sh, skips.sh and demo.sh drive the whole workspace, not
+        // the cookbook.
+        let source = source && n != "test.sh" && n != "skips.sh" && n != "demo.sh";
         if source && entry.path().is_file() {
             fs::copy(entry.path(), dest.join(&name))
                 .map_err(|e| format!("{}: {e}", entry.path().display()))?;
