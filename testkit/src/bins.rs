@@ -84,7 +84,7 @@ pub fn tool(name: &str) -> Command {
 }
 
 /// Whether `prog` is on PATH, or in /usr/sbin or /sbin (where Debian keeps
-/// debootstrap, useradd and setpriv's peers, off an ordinary user's PATH).
+/// debootstrap, useradd and chroot, off an ordinary user's PATH).
 pub fn have(prog: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
