@@ -1,5 +1,4 @@
-# Builds and checks everything this machine can run; says what it skips.
+# Builds and checks everything this machine can run, then sums up what it
+# built, checked and skipped (all.sh, shared with the Makefile's `all`).
 exec >&2
-targets=$(./probe.sh)
-redo-ifchange $targets
-./check.sh $targets
+exec ./all.sh redo-ifchange

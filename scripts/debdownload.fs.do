@@ -1,5 +1,7 @@
 # debdownload/: the packages debootstrap.options asks for, downloaded once.
 # Not deleted on rebuild: packages already there are not fetched again.
+# PATH as need.sh sees it (path.sh: ../target/release, /usr/sbin, /sbin).
+. ./path.sh
 exec >&2
 fs=${1%.fs}
 redo-ifchange debootstrap.options

@@ -1,5 +1,7 @@
 # debian/: the debootstrap tree plus the "application": an /init script that
 # counts the installed packages. Its layer (debian.diffbase) holds only that.
+# PATH as need.sh sees it (path.sh: ../target/release, /usr/sbin, /sbin).
+. ./path.sh
 exec >&2
 fs=${1%.fs}
 redo-ifchange debootstrap.fs

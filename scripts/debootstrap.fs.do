@@ -1,6 +1,8 @@
 # debootstrap/: the packages installed. As root, debootstrap sets the real
 # owners; as an ordinary user it runs under fakechroot and fakeroot, whose
 # state file (debootstrap.fakeroot) the tools read with --fakeroot.
+# PATH as need.sh sees it (path.sh: ../target/release, /usr/sbin, /sbin).
+. ./path.sh
 exec >&2
 fs=${1%.fs}
 redo-ifchange debdownload.fs debootstrap.options fixtree.sh

@@ -1,6 +1,8 @@
 # NAME.image: the layers named in NAME.image.layers (bottom first) as one
 # image tar that docker, podman and skopeo load. The image id goes to
 # NAME.iid beside it (a side product, like the .fs trees).
+# PATH as need.sh sees it (path.sh: ../target/release, /usr/sbin, /sbin).
+. ./path.sh
 redo-ifchange "$1.layers"
 ./need.sh dockpack
 name=$2 out=$3

@@ -1,5 +1,7 @@
 # NAME.initrd: the whole NAME/ tree as a newc cpio for the kernel.
 # kvmrun appends its own init, so no rdinit script is needed.
+# PATH as need.sh sees it (path.sh: ../target/release, /usr/sbin, /sbin).
+. ./path.sh
 redo-ifchange "$2.fs"
 ./need.sh mkinitrd
 if [ -e "$2.fakeroot" ]; then

@@ -1,6 +1,8 @@
 # NAME.list: every file of NAME/ with its identity (fileids), minus what the
 # layer below already has (layerdiff against the .diffbase's list; a tree
 # without one is diffed against /dev/null, i.e. listed whole).
+# PATH as need.sh sees it (path.sh: ../target/release, /usr/sbin, /sbin).
+. ./path.sh
 redo-ifchange "$2.fs"
 ./need.sh fileids layerdiff
 if [ -e "$2.diffbase" ]; then

@@ -64,7 +64,7 @@ say "building the hello container in $work"
 mkdir -p "$work"
 for f in "$root"/scripts/*; do
 	case $f in
-	*/test.sh | */demo.sh) ;;
+	*/test.sh | */demo.sh | */skips.sh) ;;
 	*.do | *.sh | *.c | *.options | *.diffbase | *.layers | */Makefile) cp "$f" "$work/" ;;
 	esac
 done

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs every cargo-fuzz target in fuzz/ for a bounded time (issue 8).
+# Runs every cargo-fuzz target in fuzz/ for a bounded time.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default 30 s, all targets)
 #

@@ -3,8 +3,22 @@
 # the cross-tool pipeline tests (pipeline-tests) and the reliability tests,
 # after the style and lint checks, then a bounded run of every fuzz target.
 # This is the README's test command; .ci/run calls it.
+# It ends, pass or fail, with every test that skipped and why: cargo shows
+# a skipped test as `ok`, so each one leaves a record (testkit::skip) under
+# target/test-skips/, emptied here first.
 set -eu
 cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+skips=$target/test-skips
+rm -rf "$skips"
+summary() {
+	status=$?
+	echo >&2
+	scripts/skips.sh "$skips"
+	[ "$status" = 0 ] || echo "test.sh: FAILED (exit $status)" >&2
+	exit "$status"
+}
+trap summary EXIT
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The pipeline tests run the tools' binaries: build them all first.
@@ -12,10 +26,12 @@ cargo build --workspace --bins
 # The parallel cookbook builds include the Debian container here (one
 # more debootstrap, about 70 s; a plain `cargo test` leaves it out).
 PIPELINE_TESTS_PARALLEL_DEBIAN=1 cargo test --workspace
-# Every fuzz target for 20 s (issue 8): about 3 min here, build included.
+# Every fuzz target for 20 s: about 3 min here, build included.
 # cargo-fuzz is a cargo plugin that .ci/run installs; without it, say so.
 if command -v cargo-fuzz >/dev/null 2>&1; then
 	scripts/fuzz.sh 20
 else
 	echo "test.sh: cargo-fuzz is not installed (cargo install cargo-fuzz --locked): skipping scripts/fuzz.sh" >&2
+	mkdir -p "$skips"
+	echo "scripts/fuzz.sh: cargo-fuzz is not installed (cargo install cargo-fuzz --locked)" >>"$skips/fuzz.txt"
 fi

@@ -1,8 +1,7 @@
 //! `layerdiff` as the cookbook's `default.list.do` runs it.
 
 use std::fs;
-use std::io::Read;
-use std::process::{Command as StdCommand, Stdio};
+use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
 
@@ -177,25 +176,7 @@ fn closed_stdout_exits_quietly() {
         big.push_str(&format!("./f{i:07} 0040755-0-0-0\n"));
     }
     let new = write(t.path(), "big.list", &big);
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("layerdiff"))
-        .args(["/dev/null", &new])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = [0u8; 10];
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut first)
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("layerdiff"));
+    cmd.args(["/dev/null", &new]);
+    testkit::assert_quiet_when_stdout_closed(cmd, Vec::new(), 10);
 }

@@ -1,8 +1,8 @@
 //! One function per parser that reads untrusted bytes, shared by the
 //! cargo-fuzz targets in `../fuzz` and the stable mutation test
 //! (`tests/mutate.rs`), so both drive exactly the same entry points.
-//! Each must return, whatever the input: a panic is the defect (issue 8:
-//! "No tool may panic on any input").
+//! Each must return, whatever the input: a panic is the defect (no tool
+//! may panic on any input: docs/DESIGN.md, "Exit codes and messages").
 
 use std::io::{Read, Write};
 

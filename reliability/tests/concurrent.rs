@@ -1,5 +1,5 @@
-//! Concurrent runs of one pipeline in one directory (issue 8, "Fault
-//! tests": "each tool writes only where told"): eight copies of
+//! Concurrent runs of one pipeline in one directory (each tool writes
+//! only where it is told to, so redo -j and make -j are safe): eight copies of
 //! `fileids | dockpack layer`, `mkinitrd`, and `dockpack image --iidfile
 //! --oci-dir` run at once with the same working directory. Every copy must
 //! give the same bytes, and the directory must end up holding exactly the

@@ -1,6 +1,6 @@
-//! Fuzzing through `--fakeroot STATE` on the command line (issue 8, item
-//! 1: "fakeroot state files"; the parser alone is fuzzed in process by
-//! `mutate.rs`). A real `fakeroot -s` state file is made for a small tree
+//! Fuzzing through `--fakeroot STATE` on the command line (a state file
+//! is untrusted input like any other; the parser alone is fuzzed in
+//! process by `mutate.rs`). A real `fakeroot -s` state file is made for a small tree
 //! holding every file type, then mutated, deterministically, at three
 //! levels: bytes (as a fuzzer does), fields (a value replaced by one that
 //! matters: another real inode, a mode of another file type, a number
@@ -17,12 +17,11 @@
 //! thrown away, at most 16 MiB a run: nothing is written to disk but the
 //! states (a few hundred bytes each).
 
-use reliability_tests::{tool, Rng};
+use reliability_tests::{skip, tool, Rng};
 use std::fs;
-use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Mutated states; each is run through five tool invocations.
@@ -252,78 +251,11 @@ fn mutate(real: &str, tree: &Tree, rng: &mut Rng) -> Vec<u8> {
 
 /// How a run ended: exit code (None: killed by a signal, or hung), the
 /// stdout it wrote (up to `keep` bytes) and its stderr.
-struct Ran {
-    code: Option<i32>,
-    hung: bool,
-    stdout: Vec<u8>,
-    out_len: u64,
-    stderr: String,
-}
+type Ran = testkit::Bounded;
 
-/// Runs `cmd` with `stdin`, reading its output on threads, killing it
-/// after LIMIT or MAX_OUTPUT.
-fn run(mut cmd: Command, stdin: &[u8], keep: usize) -> Ran {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut input = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
-    let data = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let mut out = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
-    let reader = std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut total = 0u64;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            match out.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    total += n as u64;
-                    if kept.len() < keep {
-                        kept.extend_from_slice(&buf[..n.min(keep - kept.len())]);
-                    }
-                    if total > MAX_OUTPUT {
-                        break;
-                    }
-                }
-            }
-        }
-        (kept, total)
-    });
-    let mut err = child.stderr.take().unwrap_or_else(|| panic!("stderr"));
-    let errs = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = (&mut err).take(1 << 16).read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
-    });
-    let start = Instant::now();
-    let mut hung = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() > LIMIT => {
-                hung = true;
-                let _ = child.kill();
-                break child.wait().unwrap_or_else(|e| panic!("wait: {e}"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => panic!("wait: {e}"),
-        }
-    };
-    let _ = feeder.join();
-    let (stdout, out_len) = reader.join().unwrap_or_default();
-    Ran {
-        code: status.code(),
-        hung,
-        stdout,
-        out_len,
-        stderr: errs.join().unwrap_or_default(),
-    }
+/// Runs `cmd` with `stdin`, killing it after LIMIT or MAX_OUTPUT.
+fn run(cmd: Command, stdin: &[u8], keep: usize) -> Ran {
+    testkit::run_bounded(cmd, stdin, LIMIT, MAX_OUTPUT, keep)
 }
 
 /// Appends a description of `r` to `bad` unless it ended as it must.
@@ -346,7 +278,7 @@ fn check(label: &str, r: &Ran, state: &[u8], bad: &mut Vec<String>) {
 #[test]
 fn tools_survive_mutated_fakeroot_states() {
     if Command::new("fakeroot").arg("true").output().is_err() {
-        eprintln!("skipping: fakeroot is not installed (apt-get install fakeroot)");
+        skip("fakeroot is not installed (apt-get install fakeroot)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -1,9 +1,9 @@
-//! Fault injection (issue 8, "Fault tests"): a reader that closes the
+//! Fault injection: a reader that closes the
 //! pipe early, a file that changes between `fileids` and the packer, and
 //! a full disk under `dockpack image --iidfile/--oci-dir`. Every case
 //! checks the exit status, stderr, and that nothing whole-looking is left.
 
-use reliability_tests::{is_root, run, run_stdout_closed, tool};
+use reliability_tests::{is_root, run, run_stdout_closed, skip, tool};
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -252,7 +252,7 @@ struct SmallFs {
 impl SmallFs {
     fn mount() -> Option<SmallFs> {
         if !is_root() {
-            eprintln!("skipped: mounting a small tmpfs needs root");
+            skip("mounting a small tmpfs needs root");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -263,7 +263,7 @@ impl SmallFs {
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            eprintln!("skipped: mount -t tmpfs failed");
+            skip("mount -t tmpfs failed");
             return None;
         }
         Some(SmallFs { dir })
@@ -423,7 +423,7 @@ fn oci_dir_when_the_disk_fills_late() {
     if out.status.success() {
         // It fitted after all: then it must be whole.
         assert!(dest.join("index.json").is_file() && dest.join("oci-layout").is_file());
-        eprintln!("the layout fitted in 52 KiB; the late-failure path was not reached");
+        skip("the layout fitted in 52 KiB; the late-failure path was not reached");
         return;
     }
     assert_eq!(out.status.code(), Some(1), "stderr {stderr:?}");

@@ -1,10 +1,11 @@
 //! `kvmrun` with an initrd larger than half of its memory for a small
-//! one (issue 8, "Scale and resource tests"): the kernel unpacks the
-//! initramfs into a tmpfs capped at half of RAM, so kvmrun must size the
-//! memory from the initrd itself (ENVIRONMENT.md "Formats"). One TCG boot
+//! one: the kernel unpacks the initramfs into a tmpfs capped at half of
+//! RAM (kernel Documentation/filesystems/ramfs-rootfs-initramfs.rst), so
+//! kvmrun must size the memory from the initrd itself (docs/DESIGN.md,
+//! "Running in a VM"). One TCG boot
 //! of a 100 MiB initrd (about 100 MB on disk for the test's duration).
 
-use reliability_tests::tool;
+use reliability_tests::{skip, tool};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -21,11 +22,11 @@ fn kvmrun_boots_an_initrd_larger_than_half_the_small_default() {
         })
         .unwrap_or(false)
     {
-        eprintln!("skipped: no /boot/vmlinuz-* (apt-get install linux-image-amd64)");
+        skip("no /boot/vmlinuz-* (apt-get install linux-image-amd64)");
         return;
     }
     if !Path::new("/bin/busybox").is_file() {
-        eprintln!("skipped: needs /bin/busybox (busybox-static)");
+        skip("needs /bin/busybox (busybox-static)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
-//! Scale with bounded resources (issue 8, "Scale and resource tests"):
-//! a million list entries through `fileids` and `layerdiff` with peak RSS
+//! Scale with bounded resources (streams stay streams: memory must not
+//! grow with the input): a million list entries through `fileids` and `layerdiff` with peak RSS
 //! measured by `wait4`, a 5 GiB sparse file through `dockpack layer` (PAX
 //! size) and `mkinitrd` (refused: newc sizes are 32-bit), and a tree of
 //! 100k files through both packers. Nothing here stores more than a few
@@ -11,7 +11,8 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
-/// The memory bound of issue 8 for the list filters.
+/// The memory bound for the list filters: 64 MiB whatever the length of
+/// the list.
 const RSS_LIMIT_KIB: i64 = 64 * 1024;
 
 const MILLION: u64 = 1_000_000;

@@ -1,4 +1,4 @@
-//! Security (issue 8, "Security tests"): the packers refuse names that
+//! Security: the packers refuse names that
 //! would unpack outside the root or read outside the tree; a hostile ELF
 //! cannot make `elfdeps` resolve outside `--root`; `chrootrun` leaves no
 //! host path reachable through `/proc/1/root` or an inherited fd.

@@ -1,10 +1,10 @@
-//! SIGTERM to the runners (issue 8, "Fault tests"): after `chrootrun` or
+//! SIGTERM to the runners: after `chrootrun` or
 //! `kvmrun` is told to stop, nothing it started may survive (no process
 //! of the container, no qemu) and its temporary files are gone. Each run
 //! gets its own TMPDIR and a unique marker in the command line, so
 //! processes of other test runs on the machine are never mistaken for ours.
 
-use reliability_tests::tool;
+use reliability_tests::{skip, tool};
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -74,7 +74,7 @@ fn sigterm(child: &Child) {
 
 fn busybox_tree(dir: &Path) -> bool {
     if !Path::new("/bin/busybox").is_file() {
-        eprintln!("skipped: needs /bin/busybox (busybox-static)");
+        skip("needs /bin/busybox (busybox-static)");
         return false;
     }
     fs::create_dir_all(dir.join("bin")).unwrap();
@@ -186,7 +186,7 @@ fn kernel() -> Option<String> {
 #[test]
 fn kvmrun_sigterm_leaves_no_qemu_and_no_temp_file() {
     let Some(_kernel) = kernel() else {
-        eprintln!("skipped: no /boot/vmlinuz-* (apt-get install linux-image-amd64)");
+        skip("no /boot/vmlinuz-* (apt-get install linux-image-amd64)");
         return;
     };
     if Command::new("qemu-system-x86_64")
@@ -194,7 +194,7 @@ fn kvmrun_sigterm_leaves_no_qemu_and_no_temp_file() {
         .output()
         .is_err()
     {
-        eprintln!("skipped: qemu-system-x86_64 is not installed");
+        skip("qemu-system-x86_64 is not installed");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

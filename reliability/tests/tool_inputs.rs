@@ -1,7 +1,6 @@
-//! Process-level fuzzing of the tools' stdin and arguments (issue 8,
-//! item 1: "the argument/stdin paths of each tool"; "No tool may panic
-//! (exit 101) on any input: an error is one line and a defined exit
-//! code"). Deterministic mutations of the seed corpus go to each filter's
+//! Process-level fuzzing of the tools' stdin and arguments: no tool may
+//! panic (exit 101) on any input; an error is one line and a defined exit
+//! code (docs/DESIGN.md, "Exit codes and messages"). Deterministic mutations of the seed corpus go to each filter's
 //! stdin, mutated layer tars to `dockpack image`, and random argument
 //! vectors to every tool; the exit code must be a defined one and a
 //! failure must say one line.
@@ -32,62 +31,25 @@ const TOKENS: &[&[u8]] = &[
 ];
 
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
-    for _ in 0..1 + rng.below(6) {
-        let len = input.len();
-        match rng.below(5) {
-            0 if len > 0 => {
-                let i = rng.below(len);
-                input[i] ^= 1 << rng.below(8);
-            }
-            1 => {
-                let i = rng.below(len + 1);
-                let t = TOKENS[rng.below(TOKENS.len())];
-                input.splice(i..i, t.iter().copied());
-            }
-            2 if len > 0 => {
-                let a = rng.below(len);
-                let b = (a + 1 + rng.below(64)).min(len);
-                input.drain(a..b);
-            }
-            3 if len > 0 => input.truncate(rng.below(len)),
-            _ => {
-                let i = rng.below(len + 1);
-                input.insert(i, (rng.next_u64() & 0xff) as u8);
-            }
-        }
-    }
+    testkit::mutate_bytes(rng, TOKENS, input);
 }
 
-/// Runs `cmd` with `stdin`, output discarded; returns (code, stderr).
-fn outcome(mut cmd: Command, stdin: &[u8]) -> (Option<i32>, String) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let t = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    t.join().unwrap();
+/// Runs `cmd` with `stdin`; returns (code, stderr).
+fn outcome(cmd: Command, stdin: &[u8]) -> (Option<i32>, String) {
+    let out = testkit::run(cmd, stdin);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
 
-fn check(label: &str, code: Option<i32>, stderr: &str, input: &[u8], bad: &mut Vec<String>) {
+/// Why an outcome is wrong: an undefined exit code, a failure that is not
+/// one line, a panic.
+fn wrong(code: Option<i32>, stderr: &str) -> Option<String> {
     let defined = matches!(code, Some(0..=2));
     let one_line = code == Some(0) || stderr.lines().count() == 1;
-    if !defined || !one_line || stderr.contains("panicked") {
-        bad.push(format!(
-            "{label}: exit {code:?}, stderr {stderr:?}, input {:?}",
-            String::from_utf8_lossy(&input[..input.len().min(300)])
-        ));
-    }
+    (!defined || !one_line || stderr.contains("panicked"))
+        .then(|| format!("exit {code:?}, stderr {stderr:?}"))
 }
 
 /// A small tree matching the list seeds: ./a, ./d, ./d/f, ./l -> d/f.
@@ -169,44 +131,39 @@ fn filters_survive_mutated_stdin() {
             }),
         ),
     ];
-    let mut bad = Vec::new();
     for (label, make) in &makers {
-        let mut rng = Rng(0x5EED_0000 ^ label.len() as u64 | 1);
         let mut codes = [0usize; 3];
-        for _ in 0..RUNS {
-            let mut input = seeds[rng.below(seeds.len())].clone();
-            mutate(&mut rng, &mut input);
-            let (code, stderr) = outcome(make(), &input);
+        let seed = 0x5EED_0000 ^ label.len() as u64;
+        testkit::mutation_loop(seed, &seeds, RUNS, mutate, |input| {
+            let (code, stderr) = outcome(make(), input);
             if let Some(c @ 0..=2) = code {
                 codes[c as usize] += 1;
             }
-            check(label, code, &stderr, &input, &mut bad);
-        }
+            wrong(code, &stderr).map(|why| format!("{label}: {why}"))
+        });
         eprintln!("{label}: {RUNS} mutated stdins, exit 0/1/2: {codes:?}");
     }
-    assert!(bad.is_empty(), "{bad:#?}");
 }
 
 #[test]
 fn dockpack_image_survives_mutated_layers() {
     let tmp = tempfile::tempdir().unwrap();
     let seed = fs::read(workspace_root().join("fuzz/corpus/tar/layer.tar")).unwrap();
-    let mut rng = Rng(0xD0C_C0DE);
-    let mut bad = Vec::new();
     let layer = tmp.path().join("layer.tar");
-    for _ in 0..RUNS {
-        let mut input = seed.clone();
+    let head_mutated = |rng: &mut Rng, input: &mut Vec<u8>| {
         // Keep the mutations where the headers are: the first 2 KiB.
-        let mut head = input[..2048.min(input.len())].to_vec();
-        mutate(&mut rng, &mut head);
-        input.splice(..2048.min(seed.len()), head);
-        fs::write(&layer, &input).unwrap();
+        let end = 2048.min(input.len());
+        let mut head = input[..end].to_vec();
+        mutate(rng, &mut head);
+        input.splice(..end, head);
+    };
+    testkit::mutation_loop(0xD0C_C0DE, &[seed], RUNS, head_mutated, |input| {
+        fs::write(&layer, input).unwrap();
         let mut cmd = tool("dockpack");
         cmd.args(["image", "--tag", "f:z"]).arg(&layer);
         let (code, stderr) = outcome(cmd, b"");
-        check("dockpack image", code, &stderr, &input, &mut bad);
-    }
-    assert!(bad.is_empty(), "{bad:#?}");
+        wrong(code, &stderr).map(|why| format!("dockpack image: {why}"))
+    });
 }
 
 #[test]

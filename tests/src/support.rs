@@ -1,8 +1,9 @@
-//! What every pipeline test needs: the workspace's binaries on PATH (built
-//! with the test's own profile if missing), a fresh copy of `scripts/`, and
-//! a private Docker engine (ENVIRONMENT.md "Docker engine").
+//! What every pipeline test needs beyond `testkit`: the workspace's
+//! binaries in one directory for PATH (built with the test's own profile
+//! if missing), a fresh copy of `scripts/`, and a private Docker engine
+//! (Debian's dockerd runs on hybrid-cgroup hosts only in a mount
+//! namespace of its own with cgroup2 on /sys/fs/cgroup).
 
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,27 +21,13 @@ pub const BINARIES: &[&str] = &[
     "minredo",
 ];
 
-/// The workspace root (the parent of this crate).
-pub fn workspace_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
-}
-
-/// `target/<profile>` of the running test binary
-/// (`target/<profile>/deps/NAME-HASH`), whatever CARGO_TARGET_DIR is.
-pub fn profile_dir() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| format!("{}: not under target/PROFILE/deps", exe.display()))
-}
+pub use testkit::{is_root, path_with, skip, workspace_root};
 
 /// The directory holding every binary in BINARIES, running
 /// `cargo build --bins` for the workspace (same profile, same target dir)
 /// when one is missing.
 pub fn binaries() -> Result<PathBuf, String> {
-    let dir = profile_dir()?;
+    let dir = testkit::profile_dir();
     let missing = |d: &Path| BINARIES.iter().any(|b| !d.join(b).is_file());
     if missing(&dir) {
         let target = dir
@@ -72,16 +59,6 @@ pub fn binaries() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// PATH with `bin` first.
-pub fn path_with(bin: &Path) -> OsString {
-    let mut p = bin.as_os_str().to_os_string();
-    if let Some(old) = std::env::var_os("PATH") {
-        p.push(":");
-        p.push(old);
-    }
-    p
-}
-
 /// Copies the cookbook (the files of `scripts/`, not `bench/` nor build
 /// products) into `dest`.
 pub fn copy_scripts(dest: &Path) -> Result<(), String> {
@@ -98,23 +75,15 @@ pub fn copy_scripts(dest: &Path) -> Result<(), String> {
             || n.ends_with(".diffbase")
             || n.ends_with(".layers")
             || n == "Makefile";
-        // test.sh and demo.sh drive the whole workspace, not the cookbook.
-        let source = source && n != "test.sh" && n != "demo.sh";
+        // test.sh, skips.sh and demo.sh drive the whole workspace, not
+        // the cookbook.
+        let source = source && n != "test.sh" && n != "skips.sh" && n != "demo.sh";
         if source && entry.path().is_file() {
             fs::copy(entry.path(), dest.join(&name))
                 .map_err(|e| format!("{}: {e}", entry.path().display()))?;
         }
     }
     Ok(())
-}
-
-/// Whether we are root (the VM, podman and docker parts need it here).
-pub fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
 }
 
 /// A Docker engine of our own, stopped (and its mounts gone with its
@@ -126,8 +95,8 @@ pub struct Dockerd {
 }
 
 impl Dockerd {
-    /// Starts `dockerd` as ENVIRONMENT.md says it runs on these machines
-    /// and waits (up to 60 s) until `docker info` answers.
+    /// Starts `dockerd` in a private mount namespace with cgroup2 on
+    /// /sys/fs/cgroup and the vfs storage driver, and waits (up to 60 s) until `docker info` answers.
     pub fn start() -> Result<Dockerd, String> {
         let dir = tempfile::Builder::new()
             .prefix("dockerd")

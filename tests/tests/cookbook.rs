@@ -41,6 +41,7 @@ impl Env {
         cmd.args(args)
             .current_dir(dir)
             .env("PATH", &self.path)
+            .env("STRICT", "1")
             .env_remove("DOCKER_HOST")
             .env_remove("ENGINE")
             .env_remove("MINREDO_RUN")
@@ -228,7 +229,7 @@ fn mtimes(dir: &Path) -> BTreeMap<String, SystemTime> {
 #[test]
 fn cookbook_through_redo_and_make() {
     if !support::is_root() {
-        eprintln!("skipping: the VM, podman and docker runs need root on these machines");
+        support::skip("the VM, podman and docker runs need root on these machines");
         return;
     }
     let bins = support::binaries().unwrap_or_else(|e| panic!("{e}"));

@@ -1,6 +1,6 @@
-//! The cookbook built in parallel (issue 8: "concurrent runs of the same
-//! pipeline under `redo -j`/`make -j` in one directory (each tool writes
-//! only where told)"). `scripts/` is copied into fresh directories and
+//! The cookbook built in parallel: concurrent runs of the same pipeline
+//! under `redo -j`/`make -j` in one directory are safe because each tool
+//! writes only where it is told to. `scripts/` is copied into fresh directories and
 //! `all` is built there:
 //!
 //! 1. by `make` one job at a time, then by `make -j4` and `make -j8`;
@@ -59,6 +59,7 @@ fn run(path: &OsString, dir: &Path, prog: &str, args: &[&str], extra: &[(&str, &
     cmd.args(args)
         .current_dir(dir)
         .env("PATH", path)
+        .env("STRICT", "1")
         .env_remove("DOCKER_HOST")
         .env_remove("ENGINE")
         .env_remove("MINREDO_RUN")
@@ -382,7 +383,7 @@ fn sequential_then_parallel(driver: &str, parallel: &[&[&str]]) {
 #[test]
 fn cookbook_under_make_j4_and_j8_matches_sequential_make() {
     if !support::is_root() {
-        eprintln!("skipping: the VM, podman and docker runs need root on these machines");
+        support::skip("the VM, podman and docker runs need root on these machines");
         return;
     }
     sequential_then_parallel("make", &[&["-j4"], &["-j8"]]);
@@ -393,7 +394,7 @@ fn cookbook_under_make_j4_and_j8_matches_sequential_make() {
 #[test]
 fn cookbook_under_minredo_j4_matches_sequential_minredo() {
     if !support::is_root() {
-        eprintln!("skipping: the VM, podman and docker runs need root on these machines");
+        support::skip("the VM, podman and docker runs need root on these machines");
         return;
     }
     sequential_then_parallel("minredo", &[&["-j4"]]);
@@ -405,7 +406,7 @@ fn cookbook_under_minredo_j4_matches_sequential_minredo() {
 fn make_j_in_a_fresh_directory_starts_its_first_jobs_cleanly() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if Command::new("make").arg("--version").output().is_err() {
-        eprintln!("skipping: make is not installed");
+        support::skip("make is not installed");
         return;
     }
     let bins = support::binaries().unwrap_or_else(|e| panic!("{e}"));
