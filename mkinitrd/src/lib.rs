@@ -114,14 +114,18 @@ pub fn run(cli: Cli) -> Result<u8> {
 }
 
 /// Archives every stdin record, then the `--add` files, then writes the
-/// trailer. On error the trailer is not written.
+/// trailer. On error the trailer is not written. `-C DIR` is opened
+/// before the first record is read, so a bad DIR fails even on empty
+/// input; records must be sorted (as `layerdiff` checks lists: the same
+/// rule and message).
 fn pack_all<W: Write, R: std::io::BufRead>(
     out: W,
     records: &mut RecordReader<R>,
     opts: &Options,
     adds: &[Add],
 ) -> Result<()> {
-    let mut packer = Packer::new(out, opts);
+    let mut packer = Packer::new(out, opts)?;
+    let mut order = filelist::sorted::OrderCheck::new();
     loop {
         let line = records.line() + 1;
         let record = match records.next_record() {
@@ -130,6 +134,12 @@ fn pack_all<W: Write, R: std::io::BufRead>(
             Err(e) => return Err(e).context("reading stdin"),
         };
         let input = filelist::entry::Input::parse(record);
+        // A bad name is refused as such before its order is judged.
+        filelist::tree::check_name(input.name())
+            .map_err(anyhow::Error::new)
+            .with_context(|| filelist::entry::quote(input.name()))
+            .with_context(|| format!("stdin line {line}"))?;
+        order.check("stdin", line, input.name())?;
         packer
             .add_input(&input)
             .with_context(|| format!("stdin line {line}"))?;
