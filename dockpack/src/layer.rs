@@ -445,11 +445,9 @@ impl<'a> Packer<'a> {
     /// Opens a regular file of the tree through the resolver, which
     /// checks it is the one that was examined, and returns it with its
     /// size now.
-    fn open_regular(&mut self, path: &Path, found: &Found) -> Result<(File, u64)> {
-        let (file, now) = self
-            .tree
-            .open_content(found)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+    /// Its error says what failed; the caller names the entry.
+    fn open_regular(&mut self, found: &Found) -> Result<(File, u64)> {
+        let (file, now) = self.tree.open_content(found)?;
         Ok((file, now.size))
     }
 
@@ -484,7 +482,7 @@ impl<'a> Packer<'a> {
         want: Option<[u8; 32]>,
         out: &mut W,
     ) -> Result<()> {
-        let (mut file, size) = self.open_regular(path, found)?;
+        let (mut file, size) = self.open_regular(found)?;
         m.size = size;
         tarfmt::write_header(out, &m).context("writing stdout")?;
         self.owed = size;
@@ -548,7 +546,7 @@ impl<'a> Packer<'a> {
         want: [u8; 32],
         out: &mut W,
     ) -> Result<()> {
-        let (mut file, size) = self.open_regular(path, found)?;
+        let (mut file, size) = self.open_regular(found)?;
         m.size = size;
         if self.hasher.is_none() {
             self.hasher = Some(HashThread::start()?);

@@ -142,8 +142,14 @@ impl ResolveError {
     }
 
     fn os(what: impl fmt::Display, errno: Errno) -> ResolveError {
+        let why = match errno {
+            // Kernels before 5.6 lack openat2(2); without it no name can
+            // be resolved with the guarantees above, so say so.
+            Errno::ENOSYS => "openat2(2) is not available (Linux 5.6 or later is needed)",
+            e => e.desc(),
+        };
         ResolveError {
-            message: format!("{what}: {}", errno.desc()),
+            message: format!("{what}: {why}"),
             errno: Some(errno),
         }
     }
@@ -341,10 +347,10 @@ impl Opener {
             .resolve(beneath());
         match retry(|| openat2(self.root.as_fd(), &member.path[..], how)) {
             Ok(fd) => Ok(File::from(fd)),
-            Err(Errno::ELOOP) | Err(Errno::EXDEV) => Err(ResolveError::os(
-                "cannot open: the path now goes through a symlink",
-                Errno::ELOOP,
-            )),
+            Err(e @ (Errno::ELOOP | Errno::EXDEV)) => Err(ResolveError {
+                message: "cannot open: the path now goes through a symlink".into(),
+                errno: Some(e),
+            }),
             Err(e) => Err(ResolveError::os("cannot open", e)),
         }
     }

@@ -27,6 +27,9 @@ use crate::pack::{Add, Options, Packer};
 /// Each stdin record is a plain name as `find .` prints it, or a list line
 /// (`NAME MODE-UID-GID-DIGEST`, as `fileids` prints it) whose mode and
 /// owner are then used, and whose digest must still match the file.
+/// Records must come sorted (`LC_ALL=C sort`), each name once, as
+/// `layerdiff` wants lists; names are relative to DIR and never lead out
+/// of it (no `..`, no leading `/`, no trailing `/`, no symlinked parent).
 /// The root `.` becomes the member `.` (so the initramfs root gets its
 /// mode); hard links share one inode number, the data on the last link.
 /// On any error no trailer is written and the exit status is 1.
