@@ -513,6 +513,43 @@ fn parent_swapped_after_use_never_brings_in_the_host() {
     }
 }
 
+/// One more attack: DIR itself swapped for a symlink to the host while a
+/// tool runs (stdin a FIFO). What follows is looked up in the directory
+/// that was opened as DIR, where `secret` and `link` do not exist; the
+/// host's never show (the tools used to re-walk DIR's path per name).
+#[test]
+fn dir_swapped_mid_run_stays_the_opened_directory() {
+    for as_nobody in users() {
+        for tool in TOOLS {
+            let fx = fixture();
+            let mut child = command(tool, &fx.tree, &[], as_nobody)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b".\n./a\n./a/x\n").unwrap();
+            stdin.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            fs::rename(&fx.tree, fx.tree.with_extension("old")).unwrap();
+            symlink(&fx.host, &fx.tree).unwrap();
+            stdin.write_all(b"./link\n./secret\n./sub\n").unwrap();
+            drop(stdin);
+            let out = wait_bounded(child, Duration::from_secs(20));
+            if let Some(what) = leak(&out.stdout) {
+                panic!("{tool}: {what} in the output after DIR was swapped");
+            }
+            assert_eq!(out.status.code(), Some(1), "{tool}: {}", text(&out.stderr));
+            assert_eq!(
+                message(tool, &out),
+                "stdin line 4: \"./link\": cannot stat: No such file or directory",
+                "{tool}"
+            );
+        }
+    }
+}
+
 /// `renameat2(RENAME_EXCHANGE)` of two names in one directory.
 fn exchange(dir: &Path, a: &str, b: &str) {
     let _ = nix::fcntl::renameat2(
