@@ -19,17 +19,17 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use filelist::archive::{member_name, Tree};
-use filelist::entry::{quote, Digest, FileType, Input};
-use filelist::owner::{major, minor, Ownership, Stat};
+use filelist::entry::{quote, FileType, Input};
+use filelist::owner::Ownership;
+use filelist::sorted::OrderCheck;
+use filelist::tree::{check_name, Member as Found, Rules, Tree};
 use filelist::{RecordReader, Terminator};
 use sha2::{Digest as _, Sha256};
 
@@ -42,9 +42,9 @@ pub struct LayerOptions {
     pub dir: PathBuf,
     /// NUL-terminated input records.
     pub nul: bool,
-    /// `--owner` / `--fakeroot`. `--fakeroot` applies to plain names only
-    /// (a list line already carries what fakeroot recorded); `--owner`
-    /// overrides the owner of every entry.
+    /// `--owner` / `--fakeroot`. A list line already carries what
+    /// fakeroot recorded, so for it `--fakeroot` only checks that the
+    /// types agree; `--owner` overrides the owner of every entry.
     pub ownership: Ownership,
     /// Use each file's mtime instead of `epoch`.
     pub keep_mtime: bool,
@@ -82,7 +82,7 @@ pub fn write_layer<R: BufRead, W: Write + ?Sized>(
         inner: out,
         written: 0,
     };
-    let mut packer = Packer::new(opts);
+    let mut packer = Packer::new(opts)?;
     let result = packer.pack(input, &mut counting);
     match result {
         Ok(()) => {
@@ -134,23 +134,24 @@ struct Packer<'a> {
     owed: u64,
     /// The padding after it.
     owed_pad: u64,
-    /// `-C DIR`, whose files are opened without following symlinks.
+    /// `-C DIR`, the only way records become members.
     tree: Tree,
-}
-
-/// What the entry is to be written as.
-struct Attrs {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    rdev: (u32, u32),
-    /// The SHA-256 the content must have (list lines only).
-    digest: Option<[u8; 32]>,
+    /// Records come sorted, as `layerdiff` wants lists: tar readers need
+    /// a directory before what it holds, and a name twice is two members.
+    order: OrderCheck,
 }
 
 impl<'a> Packer<'a> {
-    fn new(opts: &'a LayerOptions) -> Packer<'a> {
-        Packer {
+    /// Opens `-C DIR`: a DIR that is missing or not a directory fails
+    /// here, before any input is read.
+    fn new(opts: &'a LayerOptions) -> Result<Packer<'a>> {
+        let rules = Rules {
+            ownership: opts.ownership.clone(),
+            keep_mtime: opts.keep_mtime,
+            epoch: opts.epoch,
+        };
+        let tree = Tree::open(&opts.dir, rules)?;
+        Ok(Packer {
             opts,
             links: HashMap::new(),
             symlinks: HashSet::new(),
@@ -162,8 +163,9 @@ impl<'a> Packer<'a> {
             hasher: None,
             owed: 0,
             owed_pad: 0,
-            tree: Tree::new(&opts.dir),
-        }
+            tree,
+            order: OrderCheck::new(),
+        })
     }
 
     fn pack<R: BufRead, W: Write + ?Sized>(&mut self, input: R, out: &mut W) -> Result<()> {
@@ -174,11 +176,18 @@ impl<'a> Packer<'a> {
                 None => return self.settle(out),
             };
             let line = records.line();
-            if record.is_empty() {
-                continue;
-            }
             let input = Input::parse(&record);
             let context = || format!("stdin line {line}: {}", quote(input.name()));
+            // A bad name is refused as such before its order is judged;
+            // an earlier file's digest check comes first.
+            if let Err(e) = check_name(input.name()) {
+                self.settle(out)?;
+                return Err(anyhow::Error::new(e).context(context()));
+            }
+            if let Err(e) = self.order.check("stdin", line, input.name()) {
+                self.settle(out)?;
+                return Err(e.into());
+            }
             self.line = line;
             self.name.clear();
             self.name.extend_from_slice(input.name());
@@ -196,87 +205,39 @@ impl<'a> Packer<'a> {
     }
 
     fn entry<W: Write + ?Sized>(&mut self, input: &Input, out: &mut W) -> Result<()> {
-        let name = input.name();
-        let member = member_name(name).map_err(|why| anyhow!("{why}"))?;
-        if member.is_empty() {
+        // The one resolver: the name checked, looked up beneath DIR
+        // through no symlink, the list/fakeroot/owner rules applied.
+        let found = self.tree.resolve_input(input)?;
+        if found.whiteout {
+            return self.whiteout(&found.path, found.mode, out);
+        }
+        if found.path.is_empty() {
             // The root directory is not written: `docker save` and
             // BuildKit layers have no entry for it, and an entry `./`
             // would have engines chmod/chown the container's root.
             return Ok(());
         }
+        let member = found.path.clone();
         self.check_parents(&member)?;
 
-        if let Input::Entry(e) = input {
-            if e.fields.digest == Digest::Whiteout {
-                return self.whiteout(&member, e.fields.mode, out);
-            }
-        }
-
-        let path = self.opts.dir.join(OsStr::from_bytes(name));
-        let meta = fs::symlink_metadata(&path)
-            .with_context(|| format!("cannot stat {}", path.display()))?;
-        let disk = Stat::from_metadata(&meta);
-        let attrs = match input {
-            Input::Entry(e) => {
-                let f = &e.fields;
-                let (uid, gid) = self.opts.ownership.owner.unwrap_or((f.uid, f.gid));
-                Attrs {
-                    mode: f.mode,
-                    uid,
-                    gid,
-                    rdev: match f.digest {
-                        Digest::Device { major, minor } => (major, minor),
-                        _ => (0, 0),
-                    },
-                    digest: match f.digest {
-                        Digest::Sha256(d) => Some(d),
-                        _ => None,
-                    },
-                }
-            }
-            Input::Name(_) => {
-                let st = self.opts.ownership.apply(&disk);
-                Attrs {
-                    mode: st.mode,
-                    uid: st.uid,
-                    gid: st.gid,
-                    rdev: (major(st.rdev), minor(st.rdev)),
-                    digest: None,
-                }
-            }
-        };
-        let mtime = if self.opts.keep_mtime {
-            u64::try_from(meta.mtime()).unwrap_or(0)
-        } else {
-            self.opts.epoch
-        };
-        let kind = FileType::from_mode(attrs.mode)
-            .ok_or_else(|| anyhow!("unknown file type in mode {:o}", attrs.mode))?;
-        let on_disk = FileType::from_mode(disk.mode);
-        if !kind.fits_on_disk(on_disk) {
-            bail!(
-                "{} is {} on disk but the list says {}",
-                path.display(),
-                type_name(disk.mode),
-                type_name(attrs.mode)
-            );
-        }
+        // For messages only: every access goes through the tree.
+        let path = self.opts.dir.join(OsStr::from_bytes(input.name()));
         let mut m = Member {
             name: &member,
             kind: Kind::Regular,
-            mode: attrs.mode & 0o7777,
-            uid: attrs.uid,
-            gid: attrs.gid,
+            mode: found.mode & 0o7777,
+            uid: found.uid,
+            gid: found.gid,
             size: 0,
-            mtime,
+            mtime: found.mtime,
             link: b"",
             major: 0,
             minor: 0,
         };
-        match kind {
+        match found.file_type {
             FileType::Regular => {
-                if meta.nlink() > 1 {
-                    let key = (disk.dev, disk.ino);
+                if found.disk.nlink > 1 {
+                    let key = (found.disk.dev, found.disk.ino);
                     if let Some(first) = self.links.get(&key).cloned() {
                         m.kind = Kind::HardLink;
                         m.link = &first;
@@ -284,13 +245,11 @@ impl<'a> Packer<'a> {
                     }
                     self.links.insert(key, member.clone());
                 }
-                self.regular(&path, &meta, m, attrs.digest, out)
+                self.regular(&path, &found, m, found.expect, out)
             }
             FileType::Symlink => {
-                let target = fs::read_link(&path)
-                    .with_context(|| format!("cannot read symlink {}", path.display()))?;
-                let target = target.as_os_str().as_bytes();
-                if let Some(want) = attrs.digest {
+                let target = found.target.as_deref().unwrap_or_default();
+                if let Some(want) = found.expect {
                     let got: [u8; 32] = Sha256::digest(target).into();
                     if got != want {
                         bail!(
@@ -315,13 +274,13 @@ impl<'a> Packer<'a> {
                 m.kind = Kind::Directory;
                 self.header(out, &m)
             }
-            FileType::CharDevice | FileType::BlockDevice => {
+            kind @ (FileType::CharDevice | FileType::BlockDevice) => {
                 m.kind = if kind == FileType::CharDevice {
                     Kind::CharDevice
                 } else {
                     Kind::BlockDevice
                 };
-                (m.major, m.minor) = attrs.rdev;
+                (m.major, m.minor) = found.rdev;
                 self.header(out, &m)
             }
             FileType::Fifo => {
@@ -331,7 +290,10 @@ impl<'a> Packer<'a> {
             FileType::Socket => {
                 // tar has no socket type; GNU tar skips them too ("socket
                 // ignored"). A socket belongs to a running program.
-                filtertool::warn(crate::TOOL, format_args!("{}: socket ignored", quote(name)));
+                filtertool::warn(
+                    crate::TOOL,
+                    format_args!("{}: socket ignored", quote(input.name())),
+                );
                 Ok(())
             }
         }
@@ -480,25 +442,13 @@ impl<'a> Packer<'a> {
         Ok(())
     }
 
-    /// Opens a regular file of the tree, checks it is the one that was
-    /// stat'ed, and returns it with its size now.
-    fn open_regular(
-        &mut self,
-        path: &Path,
-        meta: &fs::Metadata,
-        member: &[u8],
-    ) -> Result<(File, u64)> {
-        let file = self
-            .tree
-            .open(member)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        let now = file
-            .metadata()
-            .with_context(|| format!("cannot stat {}", path.display()))?;
-        if now.ino() != meta.ino() || now.dev() != meta.dev() {
-            bail!("{} was replaced while being read", path.display());
-        }
-        Ok((file, now.len()))
+    /// Opens a regular file of the tree through the resolver, which
+    /// checks it is the one that was examined, and returns it with its
+    /// size now.
+    /// Its error says what failed; the caller names the entry.
+    fn open_regular(&mut self, found: &Found) -> Result<(File, u64)> {
+        let (file, now) = self.tree.open_content(found)?;
+        Ok((file, now.size))
     }
 
     /// Streams a regular file's content, checking its size and (for a
@@ -507,18 +457,18 @@ impl<'a> Packer<'a> {
     fn regular<W: Write + ?Sized>(
         &mut self,
         path: &Path,
-        meta: &fs::Metadata,
+        found: &Found,
         m: Member<'_>,
         want: Option<[u8; 32]>,
         out: &mut W,
     ) -> Result<()> {
         match want {
-            Some(want) => self.regular_hashed(path, meta, m, want, out),
+            Some(want) => self.regular_hashed(path, found, m, want, out),
             None => {
                 // A plain name after list lines: written directly, once
                 // the queue is empty.
                 self.settle(out)?;
-                self.regular_inline(path, meta, m, want, out)
+                self.regular_inline(path, found, m, want, out)
             }
         }
     }
@@ -527,12 +477,12 @@ impl<'a> Packer<'a> {
     fn regular_inline<W: Write + ?Sized>(
         &mut self,
         path: &Path,
-        meta: &fs::Metadata,
+        found: &Found,
         mut m: Member<'_>,
         want: Option<[u8; 32]>,
         out: &mut W,
     ) -> Result<()> {
-        let (mut file, size) = self.open_regular(path, meta, m.name)?;
+        let (mut file, size) = self.open_regular(found)?;
         m.size = size;
         tarfmt::write_header(out, &m).context("writing stdout")?;
         self.owed = size;
@@ -591,12 +541,12 @@ impl<'a> Packer<'a> {
     fn regular_hashed<W: Write + ?Sized>(
         &mut self,
         path: &Path,
-        meta: &fs::Metadata,
+        found: &Found,
         mut m: Member<'_>,
         want: [u8; 32],
         out: &mut W,
     ) -> Result<()> {
-        let (mut file, size) = self.open_regular(path, meta, m.name)?;
+        let (mut file, size) = self.open_regular(found)?;
         m.size = size;
         if self.hasher.is_none() {
             self.hasher = Some(HashThread::start()?);
@@ -857,8 +807,4 @@ impl Drop for HashThread {
             let _ = t.join();
         }
     }
-}
-
-fn type_name(mode: u32) -> &'static str {
-    FileType::from_mode(mode).map_or("a file of unknown type", FileType::name)
 }

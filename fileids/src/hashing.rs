@@ -7,23 +7,24 @@
 //! lane, and the thread takes the next job for it, so small and large
 //! files mix freely.
 //!
-//! Every file is checked as it was before: it must be the file `lstat`
-//! saw (dev/ino), and its size and ctime must not change between that
-//! `lstat` and the end of the read, or its line would describe content
-//! that no longer exists and a layer built from it later would silently
-//! differ. The checks cost three syscalls per file besides the reads
-//! (open, fstat, close): the one `fstat` after the last read is compared
-//! with the `lstat` from before the open, and each read asks for one byte
-//! more than the size still expected, so a short read at the expected size
-//! is the end of the file without a final `read` that returns 0.
+//! Every file is checked as it was before: it must be the file the
+//! resolver's `fstatat` saw (dev/ino), and its size and ctime must not
+//! change between that `fstatat` and the end of the read, or its line
+//! would describe content that no longer exists and a layer built from it
+//! later would silently differ. The checks cost three syscalls per file
+//! besides the reads (`openat2`, fstat, close): the file is opened beneath
+//! DIR through no symlink (`filelist::tree::Opener`), the one `fstat`
+//! after the last read is compared with the `fstatat` from before the
+//! open, and each read asks for one byte more than the size still
+//! expected, so a short read at the expected size is the end of the file
+//! without a final `read` that returns 0.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 use filelist::entry::{quote, Digest, Fields};
+use filelist::tree::{DiskStat, Member, Opener};
 
 use crate::sha256x::{self, INIT, LANES};
 
@@ -36,10 +37,12 @@ const CHUNK: usize = 128 * 1024;
 pub struct Stream {
     /// The job's sequence number, for the result.
     pub seq: u64,
+    /// The input line, for messages.
+    line: u64,
     name: Vec<u8>,
     file: File,
-    /// The `lstat` from before the open.
-    before: fs::Metadata,
+    /// The `fstatat` from before the open.
+    before: DiskStat,
     fields: Fields,
     state: [u32; 8],
     buf: Vec<u8>,
@@ -52,30 +55,28 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Opens `path` to hash it into `fields` (whose digest it replaces).
-    /// `buf` is a spare buffer to reuse, if the caller has one.
+    /// Opens `member`'s content to hash it. `buf` is a spare buffer to
+    /// reuse, if the caller has one.
     pub fn open(
         seq: u64,
-        path: &Path,
+        line: u64,
+        opener: &Opener,
         name: Vec<u8>,
-        before: fs::Metadata,
-        fields: Fields,
+        member: Member,
         buf: Option<Vec<u8>>,
     ) -> Result<Stream> {
-        // O_NONBLOCK: should the name have become a FIFO since lstat, open
-        // must not hang; O_NOFOLLOW: nor follow a symlink that replaced
-        // the file.
-        let file = File::options()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(path)
-            .with_context(|| format!("{}: cannot open", quote(&name)))?;
+        // Beneath DIR, through no symlink; O_NONBLOCK: should the name
+        // have become a FIFO since it was examined, open must not hang.
+        let file = opener
+            .open_unchecked(&member)
+            .map_err(|e| anyhow!("stdin line {line}: {}: {e}", quote(&name)))?;
         Ok(Stream {
             seq,
+            line,
             name,
             file,
-            before,
-            fields,
+            before: member.disk,
+            fields: member.fields(None),
             state: INIT,
             buf: buf.unwrap_or_else(|| vec![0; CHUNK]),
             start: 0,
@@ -85,9 +86,9 @@ impl Stream {
         })
     }
 
-    /// The `lstat` size, and the bytes of it not hashed yet.
+    /// The examined size, and the bytes of it not hashed yet.
     fn progress(&self) -> (u64, u64) {
-        let size = self.before.size();
+        let size = self.before.size;
         let hashed = self.total - (self.end - self.start) as u64;
         (size, size.saturating_sub(hashed))
     }
@@ -96,7 +97,7 @@ impl Stream {
     /// then, or the file's result once it has been read to the end (or
     /// could not be). The buffer is given back with the result.
     fn fill(&mut self) -> Option<Result<Fields>> {
-        let size = self.before.size();
+        let size = self.before.size;
         loop {
             if self.end - self.start >= 64 {
                 return None;
@@ -125,49 +126,53 @@ impl Stream {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    return Some(
-                        Err(e).with_context(|| format!("{}: cannot read", quote(&self.name))),
-                    )
+                    return Some(Err(self.error(format_args!("cannot read: {}", os_text(&e)))))
                 }
             }
         }
     }
 
+    /// `stdin line N: "NAME": why`.
+    fn error(&self, why: impl std::fmt::Display) -> anyhow::Error {
+        anyhow!("stdin line {}: {}: {why}", self.line, quote(&self.name))
+    }
+
     /// The result once every byte is read: the checks, then the digest.
     fn finish(&mut self) -> Result<Fields> {
-        let size = self.before.size();
-        let after = self
-            .file
-            .metadata()
-            .with_context(|| format!("{}: cannot stat", quote(&self.name)))?;
-        if (after.dev(), after.ino()) != (self.before.dev(), self.before.ino()) || !after.is_file()
+        let size = self.before.size;
+        let after = nix::sys::stat::fstat(&self.file)
+            .map_err(|e| self.error(format_args!("cannot stat: {}", e.desc())))?;
+        let after = DiskStat::from_stat(&after);
+        if (after.dev, after.ino) != (self.before.dev, self.before.ino)
+            || after.file_type() != Some(filelist::entry::FileType::Regular)
         {
-            bail!(
-                "{}: file was replaced while being listed",
-                quote(&self.name)
-            );
+            return Err(self.error("file was replaced while being listed"));
         }
-        if self.total != size
-            || after.size() != size
-            || (after.ctime(), after.ctime_nsec())
-                != (self.before.ctime(), self.before.ctime_nsec())
-        {
-            bail!(
-                "{}: file changed while being hashed (size {} when listed, {}{} read, {} now)",
-                quote(&self.name),
+        if self.total != size || after.size != size || after.ctime != self.before.ctime {
+            return Err(self.error(format_args!(
+                "file changed while being hashed (size {} when listed, {}{} read, {} now)",
                 size,
                 if self.total > size { "at least " } else { "" },
                 self.total,
-                after.size()
-            );
+                after.size
+            )));
         }
         let tail = self
             .buf
             .get(self.start..self.end)
-            .ok_or_else(|| anyhow!("{}: internal error: bad buffer bounds", quote(&self.name)))?;
+            .ok_or_else(|| self.error("internal error: bad buffer bounds"))?;
         let mut fields = self.fields;
         fields.digest = Digest::Sha256(sha256x::finish(self.state, tail, self.total));
         Ok(fields)
+    }
+}
+
+/// An io error's text without Rust's " (os error N)" suffix.
+fn os_text(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
     }
 }
 
@@ -214,7 +219,7 @@ impl Lanes {
                 None => i += 1,
                 Some(result) => {
                     let stream = self.streams.swap_remove(i);
-                    done(stream.seq, stream.before.size(), result);
+                    done(stream.seq, stream.before.size, result);
                     self.spare.push(stream.buf);
                 }
             }

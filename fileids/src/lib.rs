@@ -11,21 +11,18 @@
 
 use std::collections::BinaryHeap;
 use std::collections::VecDeque;
-use std::ffi::OsStr;
-use std::fs;
 use std::io::{self, BufRead, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::thread;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Parser;
-use filelist::entry::{quote, write_line, Digest, Fields, FileType};
-use filelist::owner::{major, minor, Ownership, Stat};
+use filelist::entry::{quote, write_line, Fields};
+use filelist::owner::Ownership;
 use filelist::records::{check_name, RecordReader, Terminator};
-use sha2::{Digest as _, Sha256};
+use filelist::tree::{Member, Opener, ResolveError, Rules, Tree};
 
 mod hashing;
 pub mod sha256x;
@@ -93,47 +90,57 @@ pub fn run(cli: Cli) -> Result<u8> {
 }
 
 /// Reads names from `input` and writes one list line per name to `out`.
+///
+/// Every name goes through the one resolver of `filelist::tree`: looked
+/// up beneath DIR (opened here, before any input is read, so a bad `-C`
+/// fails even on empty input) through no symlink, and refused if it is
+/// absolute, has `..` or ends in `/`. On `find . | LC_ALL=C sort` input
+/// that gives exactly what the seed's `fileids.py` prints.
 pub fn list<R: BufRead, W: Write>(input: R, out: &mut W, opts: &Options) -> Result<()> {
+    let rules = Rules {
+        ownership: opts.ownership.clone(),
+        ..Rules::default()
+    };
+    let mut tree = Tree::open(&opts.dir, rules)?;
     let mut records = RecordReader::new(input, opts.input);
-    parallel(&mut records, out, opts)
+    parallel(&mut records, out, opts, &mut tree)
 }
 
-fn next_name<R: BufRead>(records: &mut RecordReader<R>, opts: &Options) -> Result<Option<Vec<u8>>> {
+/// The next name and its line number.
+fn next_name<R: BufRead>(
+    records: &mut RecordReader<R>,
+    opts: &Options,
+) -> Result<Option<(Vec<u8>, u64)>> {
+    let line = records.line() + 1;
     let Some(name) = records.next_record().context("reading names from stdin")? else {
         return Ok(None);
     };
-    if name.is_empty() {
-        bail!("stdin: line {}: empty name", records.line());
-    }
     if let Err(why) = check_name(name, opts.output) {
-        bail!("{}: {}", quote(name), why);
+        return Err(at(line, name, why));
     }
-    Ok(Some(name.to_vec()))
+    Ok(Some((name.to_vec(), line)))
+}
+
+/// `stdin line N: "NAME": why`, the form of every per-name error.
+fn at(line: u64, name: &[u8], why: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("stdin line {line}: {}: {why}", quote(name))
 }
 
 fn emit<W: Write>(out: &mut W, name: &[u8], fields: &Fields, term: Terminator) -> Result<()> {
     write_line(out, name, fields, term).context("writing stdout")
 }
 
-fn resolve(dir: &Path, name: &[u8]) -> PathBuf {
-    let name = Path::new(OsStr::from_bytes(name));
-    if dir == Path::new(".") {
-        name.to_path_buf()
-    } else {
-        dir.join(name)
-    }
-}
-
 type Reply = Result<Fields>;
 
-/// One name to identify. The feeding thread has already `lstat`ed it, so
-/// that the pool can start the largest files first.
+/// One name to identify. The feeding thread has already resolved it (one
+/// `fstatat` below its cached parent), so that the pool can start the
+/// largest files first.
 struct Job {
     size: u64,
     seq: u64,
-    path: PathBuf,
+    line: u64,
     name: Vec<u8>,
-    meta: io::Result<fs::Metadata>,
+    found: Result<Member, ResolveError>,
 }
 
 // Largest first; among equal sizes, oldest first.
@@ -353,15 +360,16 @@ fn parallel<R: BufRead, W: Write>(
     records: &mut RecordReader<R>,
     out: &mut W,
     opts: &Options,
+    tree: &mut Tree,
 ) -> Result<()> {
     let pool = Pool::new(opts.jobs);
     thread::scope(|scope| {
         for _ in 0..opts.jobs {
             let pool = &pool;
-            let ownership = &opts.ownership;
-            scope.spawn(move || worker(pool, ownership));
+            let opener = tree.opener();
+            scope.spawn(move || worker(pool, &opener));
         }
-        let result = feed(records, out, opts, &pool);
+        let result = feed(records, out, opts, &pool, tree);
         pool.close(result.is_err());
         result
     })
@@ -378,7 +386,7 @@ const WINDOW: usize = 8192;
 /// One hashing thread: files without content to read are answered at
 /// once, regular files join the thread's lanes (see [`hashing`]). It
 /// waits for a job only when it has no file in hand.
-fn worker(pool: &Pool, ownership: &Ownership) {
+fn worker(pool: &Pool, opener: &Opener) {
     let mut lanes = Lanes::default();
     loop {
         while pool.wants_more(&lanes) {
@@ -387,7 +395,7 @@ fn worker(pool: &Pool, ownership: &Ownership) {
             };
             let (seq, size) = (job.seq, job.size);
             let spare = lanes.spare_buffer();
-            match start(job, ownership, spare) {
+            match start(job, opener, spare) {
                 Ok(Started::Hash(stream)) => lanes.add(stream),
                 Ok(Started::Done(fields)) => pool.finish(seq, size, Ok(fields)),
                 Err(e) => pool.finish(seq, size, Err(e)),
@@ -410,15 +418,12 @@ enum Started {
     Done(Fields),
 }
 
-fn start(job: Job, ownership: &Ownership, buf: Option<Vec<u8>>) -> Result<Started> {
-    let meta = job
-        .meta
-        .with_context(|| format!("{}: cannot stat", quote(&job.name)))?;
-    let (fields, regular) = describe(&job.path, &job.name, &meta, ownership)?;
-    if !regular {
-        return Ok(Started::Done(fields));
+fn start(job: Job, opener: &Opener, buf: Option<Vec<u8>>) -> Result<Started> {
+    let member = job.found.map_err(|e| at(job.line, &job.name, e))?;
+    if !member.has_content() {
+        return Ok(Started::Done(member.fields(None)));
     }
-    Stream::open(job.seq, &job.path, job.name, meta, fields, buf).map(Started::Hash)
+    Stream::open(job.seq, job.line, opener, job.name, member, buf).map(Started::Hash)
 }
 
 fn feed<R: BufRead, W: Write>(
@@ -426,24 +431,24 @@ fn feed<R: BufRead, W: Write>(
     out: &mut W,
     opts: &Options,
     pool: &Pool,
+    tree: &mut Tree,
 ) -> Result<()> {
     // The names in flight, oldest first, matching the pool's results.
     let mut names: VecDeque<Vec<u8>> = VecDeque::with_capacity(WINDOW + 1);
     let mut replies = Vec::with_capacity(WINDOW);
     let mut seq = 0;
-    while let Some(name) = next_name(records, opts)? {
-        let path = resolve(&opts.dir, &name);
-        let meta = fs::symlink_metadata(&path);
-        let size = match &meta {
-            Ok(m) if m.is_file() => m.len(),
+    while let Some((name, line)) = next_name(records, opts)? {
+        let found = tree.resolve(&name, None);
+        let size = match &found {
+            Ok(m) if m.has_content() => m.disk.size,
             _ => 0,
         };
         pool.push(Job {
             size,
             seq,
-            path,
+            line,
             name: name.clone(),
-            meta,
+            found,
         });
         seq += 1;
         names.push_back(name);
@@ -474,50 +479,4 @@ fn write_finished<W: Write>(
         emit(out, &name, &reply?, term)?;
     }
     Ok(())
-}
-
-/// The list fields of a file already `lstat`ed: the ownership rule, then
-/// the digest that fits the (possibly faked) type. For a regular file the
-/// digest is left to the caller, who reads the content (`true`).
-fn describe(
-    path: &Path,
-    name: &[u8],
-    meta: &fs::Metadata,
-    ownership: &Ownership,
-) -> Result<(Fields, bool)> {
-    let real = Stat::from_metadata(meta);
-    let st = ownership.apply(&real);
-    let kind = FileType::from_mode(st.mode)
-        .ok_or_else(|| anyhow!("{}: unknown file type in mode {:o}", quote(name), st.mode))?;
-    let real_kind = FileType::from_mode(real.mode);
-    // The state may only say what fakeroot itself fakes; any other type
-    // would give a list the packers then refuse.
-    if !kind.fits_on_disk(real_kind) {
-        bail!(
-            "{}: the fakeroot state says {}, but it is {}",
-            quote(name),
-            kind.name(),
-            real_kind.map_or("of unknown type", FileType::name)
-        );
-    }
-    let digest = match kind {
-        FileType::Regular => Digest::Zero,
-        FileType::Symlink => {
-            let target = fs::read_link(path)
-                .with_context(|| format!("{}: cannot read link", quote(name)))?;
-            Digest::Sha256(Sha256::digest(target.as_os_str().as_bytes()).into())
-        }
-        FileType::CharDevice | FileType::BlockDevice => Digest::Device {
-            major: major(st.rdev),
-            minor: minor(st.rdev),
-        },
-        FileType::Directory | FileType::Fifo | FileType::Socket => Digest::Zero,
-    };
-    let fields = Fields {
-        mode: st.mode,
-        uid: st.uid,
-        gid: st.gid,
-        digest,
-    };
-    Ok((fields, kind == FileType::Regular))
 }

@@ -202,7 +202,7 @@ fn newline_names_need_z() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.starts_with("fileids: \"./a\\nb\": name contains a newline"),
+        err.starts_with("fileids: stdin line 1: \"./a\\nb\": name contains a newline"),
         "{err}"
     );
 
@@ -242,7 +242,7 @@ fn missing_name_is_an_error() {
             .current_dir(t.path())
             .write_stdin("./bin/hello\n./nope\n"),
         1,
-        "fileids: \"./nope\": cannot stat: No such file or directory",
+        "fileids: stdin line 2: \"./nope\": cannot stat: No such file or directory",
     );
 }
 
@@ -251,7 +251,7 @@ fn empty_name_is_an_error() {
     one_line_error(
         fileids().write_stdin("\n"),
         1,
-        "fileids: stdin: line 1: empty name",
+        "fileids: stdin line 1: \"\": empty name",
     );
 }
 
@@ -277,13 +277,13 @@ fn unreadable_file_is_an_error() {
         one_line_error(
             &mut cmd,
             1,
-            "fileids: \"./secret\": cannot open: Permission denied",
+            "fileids: stdin line 1: \"./secret\": cannot open: Permission denied",
         );
     } else {
         one_line_error(
             fileids().current_dir(t.path()).write_stdin("./secret\n"),
             1,
-            "fileids: \"./secret\": cannot open: Permission denied",
+            "fileids: stdin line 1: \"./secret\": cannot open: Permission denied",
         );
     }
 }
@@ -295,7 +295,7 @@ fn file_whose_size_changes_while_hashed_is_an_error() {
     one_line_error(
         fileids().args(["-C", "/proc"]).write_stdin("./version\n"),
         1,
-        "fileids: \"./version\": file changed while being hashed (size 0 when listed",
+        "fileids: stdin line 1: \"./version\": file changed while being hashed (size 0 when listed",
     );
 }
 
@@ -503,7 +503,7 @@ fn fakeroot_state_may_not_change_a_files_type() {
         assert!(out.stdout.is_empty());
         assert_eq!(
             err,
-            format!("fileids: \"./{name}\": the fakeroot state says {says}, but it is {is}\n")
+            format!("fileids: stdin line 1: \"./{name}\": the fakeroot state says {says}, but it is {is} on disk\n")
         );
     }
 }

@@ -26,7 +26,9 @@
 //! stream into records with bounded memory, [`sorted`] checks a list's order
 //! as it streams, [`owner`] applies `--owner` and `--fakeroot STATE`,
 //! [`epoch`] reads `SOURCE_DATE_EPOCH`, [`archive`] turns list names into
-//! archive member names that cannot escape the root.
+//! archive member names that cannot escape the root, and [`tree`] is the
+//! one way any tool turns a record into a member of `-C DIR`: resolved
+//! beneath DIR, through no symlink, with the ownership and type rules.
 
 pub mod archive;
 pub mod entry;
@@ -35,6 +37,7 @@ pub mod hex;
 pub mod owner;
 pub mod records;
 pub mod sorted;
+pub mod tree;
 
 pub use entry::{Digest, Entry, Input, ParseError};
 pub use records::{RecordReader, Terminator};

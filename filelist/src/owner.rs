@@ -76,20 +76,21 @@ impl Stat {
     }
 }
 
-/// glibc's `major()` for a Linux `dev_t` (`sys/sysmacros.h`).
+/// `major()` of a Linux `dev_t` (glibc's `sys/sysmacros.h`, through nix).
+/// glibc's 64-bit `dev_t` encoding holds 32-bit majors and minors, so
+/// the narrowing loses nothing.
 pub fn major(dev: u64) -> u32 {
-    (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff)) as u32
+    nix::sys::stat::major(dev) as u32
 }
 
-/// glibc's `minor()` for a Linux `dev_t`.
+/// `minor()` of a Linux `dev_t`.
 pub fn minor(dev: u64) -> u32 {
-    ((dev & 0xff) | ((dev >> 12) & !0xff)) as u32
+    nix::sys::stat::minor(dev) as u32
 }
 
-/// glibc's `makedev()`.
+/// `makedev()`.
 pub fn makedev(major: u32, minor: u32) -> u64 {
-    let (ma, mi) = (u64::from(major), u64::from(minor));
-    ((ma & 0xffff_f000) << 32) | ((ma & 0xfff) << 8) | ((mi & 0xffff_ff00) << 12) | (mi & 0xff)
+    nix::sys::stat::makedev(u64::from(major), u64::from(minor))
 }
 
 /// What fakeroot recorded for one inode.

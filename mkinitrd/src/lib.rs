@@ -27,6 +27,9 @@ use crate::pack::{Add, Options, Packer};
 /// Each stdin record is a plain name as `find .` prints it, or a list line
 /// (`NAME MODE-UID-GID-DIGEST`, as `fileids` prints it) whose mode and
 /// owner are then used, and whose digest must still match the file.
+/// Records must come sorted (`LC_ALL=C sort`), each name once, as
+/// `layerdiff` wants lists; names are relative to DIR and never lead out
+/// of it (no `..`, no leading `/`, no trailing `/`, no symlinked parent).
 /// The root `.` becomes the member `.` (so the initramfs root gets its
 /// mode); hard links share one inode number, the data on the last link.
 /// On any error no trailer is written and the exit status is 1.
@@ -114,14 +117,18 @@ pub fn run(cli: Cli) -> Result<u8> {
 }
 
 /// Archives every stdin record, then the `--add` files, then writes the
-/// trailer. On error the trailer is not written.
+/// trailer. On error the trailer is not written. `-C DIR` is opened
+/// before the first record is read, so a bad DIR fails even on empty
+/// input; records must be sorted (as `layerdiff` checks lists: the same
+/// rule and message).
 fn pack_all<W: Write, R: std::io::BufRead>(
     out: W,
     records: &mut RecordReader<R>,
     opts: &Options,
     adds: &[Add],
 ) -> Result<()> {
-    let mut packer = Packer::new(out, opts);
+    let mut packer = Packer::new(out, opts)?;
+    let mut order = filelist::sorted::OrderCheck::new();
     loop {
         let line = records.line() + 1;
         let record = match records.next_record() {
@@ -130,6 +137,12 @@ fn pack_all<W: Write, R: std::io::BufRead>(
             Err(e) => return Err(e).context("reading stdin"),
         };
         let input = filelist::entry::Input::parse(record);
+        // A bad name is refused as such before its order is judged.
+        filelist::tree::check_name(input.name())
+            .map_err(anyhow::Error::new)
+            .with_context(|| filelist::entry::quote(input.name()))
+            .with_context(|| format!("stdin line {line}"))?;
+        order.check("stdin", line, input.name())?;
         packer
             .add_input(&input)
             .with_context(|| format!("stdin line {line}"))?;

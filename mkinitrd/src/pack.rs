@@ -2,18 +2,23 @@
 //!
 //! The rules, and why:
 //!
-//! - Member names come from `filelist::archive::member_name` (`./bin/sh` →
-//!   `bin/sh`; absolute names and `..` are refused, never rewritten). The
+//! - Every record goes through `filelist::tree`, the one resolver: names
+//!   (`./bin/sh` → `bin/sh`; absolute names, `..`, trailing `/` refused,
+//!   never rewritten) are looked up beneath `-C DIR` through no symlink,
+//!   and the type, mode, owner and device rules are applied there. The
 //!   root (`.` from `find .`) is written as the member `.`, exactly as
 //!   `find . | cpio -o -H newc` writes it: the kernel's unpacker
 //!   (`init/initramfs.c`, `do_name`) then applies its mode and owner to the
 //!   initramfs root (its `mkdir` fails with EEXIST, the `chown`/`chmod`
 //!   still run), and GNU `cpio -i` does the same to the target directory.
+//! - Records must come sorted, without duplicates, as `layerdiff` wants
+//!   its lists (the same check and message): `cpio -i` and the kernel
+//!   need a directory before what it holds.
 //! - Mode, uid and gid come from a list line when the record is one (the
-//!   list is authoritative, DESIGN.md), else from `lstat` after
-//!   `--fakeroot`; `--owner` overrides the owner of every member. A list
-//!   line's type must agree with the file's (after `--fakeroot`, so a
-//!   device made by `mknod` under fakeroot, an empty file on disk, passes).
+//!   list is authoritative), else from `lstat` after `--fakeroot`;
+//!   `--owner` overrides the owner of every member. A list line's type
+//!   must agree with the file's and with the fakeroot state's (a device
+//!   made by `mknod` under fakeroot, an empty file on disk, passes).
 //! - A list line's SHA-256 is checked while the data streams into the
 //!   archive; a mismatch is an error after the fact, which is why a failed
 //!   archive never gets its trailer. A size change is always an error (the
@@ -37,16 +42,16 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::{self, Metadata};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
-use filelist::archive::Tree;
-use filelist::entry::{quote, Digest, Fields, FileType, Input};
-use filelist::owner::{major, minor, Ownership, Stat};
+use filelist::entry::{quote, FileType, Input};
+use filelist::owner::Ownership;
+use filelist::tree::{Member, Rules, Tree};
 use sha2::{Digest as _, Sha256};
 
 use crate::newc::{Header, Writer};
@@ -97,10 +102,19 @@ impl Add {
     }
 }
 
+/// Where a regular file's data comes from.
+#[derive(Clone)]
+enum Source {
+    /// A member of the tree, opened through the resolver.
+    Tree(Box<Member>),
+    /// A `--add` host file, named by the user.
+    Host(PathBuf),
+}
+
 /// One link of a hard-link set that is held back until the set is complete.
 struct Link {
     header: Header,
-    path: PathBuf,
+    source: Source,
     label: Vec<u8>,
     expect: Option<[u8; 32]>,
 }
@@ -124,109 +138,68 @@ pub struct Packer<'a, W: Write> {
     next_ino: u32,
     groups_seen: u64,
     groups: HashMap<(u64, u64), Group>,
-    /// A directory of the tree (member form, `a/b`) whose every component
-    /// has been checked to be a real directory, not a symlink.
-    verified: Vec<u8>,
-    /// `-C DIR`, whose files are opened without following symlinks.
+    /// `-C DIR`, the only way records become members.
     tree: Tree,
 }
 
 impl<'a, W: Write> Packer<'a, W> {
-    pub fn new(out: W, opts: &'a Options) -> Self {
-        Packer {
+    /// Opens `-C DIR`: a DIR that is missing or not a directory fails
+    /// here, before any input is read.
+    pub fn new(out: W, opts: &'a Options) -> Result<Self> {
+        let rules = Rules {
+            ownership: opts.ownership.clone(),
+            keep_mtime: opts.keep_mtime,
+            epoch: u64::from(opts.epoch),
+        };
+        let tree = Tree::open(&opts.dir, rules)?;
+        Ok(Packer {
             out: Writer::new(out),
             opts,
             next_ino: 1,
             groups_seen: 0,
             groups: HashMap::new(),
-            verified: Vec::new(),
-            tree: Tree::new(&opts.dir),
-        }
+            tree,
+        })
     }
 
     /// Adds one stdin record (a plain name or a list line).
     pub fn add_input(&mut self, input: &Input) -> Result<()> {
         let name = input.name();
-        let fields = match input {
-            Input::Entry(e) => Some(e.fields),
-            Input::Name(_) => None,
-        };
         let result = (|| {
-            if name.is_empty() {
-                // Else `-C DIR` joined with "" would silently be the root.
-                bail!("empty name");
+            let member = self.tree.resolve_input(input)?;
+            if member.whiteout {
+                bail!("a whiteout line has no meaning in an initramfs");
             }
-            let member = filelist::archive::member_name(name).map_err(|e| anyhow!("{e}"))?;
-            let member = if member.is_empty() {
-                b".".to_vec()
-            } else {
-                member
-            };
-            self.check_parents(&member)?;
-            let path = self.opts.dir.join(OsStr::from_bytes(name));
-            self.add_entry(name, &path, member, fields, false)
+            let mut header_name = member.path.clone();
+            if header_name.is_empty() {
+                header_name.push(b'.');
+            }
+            let source = Source::Tree(Box::new(member.clone()));
+            self.add_member(name, header_name, &member, source)
         })();
         result.with_context(|| quote(name))
-    }
-
-    /// Refuses a member whose parent directories are not all real
-    /// directories of the tree: with `a -> /etc` in DIR (or written
-    /// earlier in the same list), `a/passwd` would otherwise be read
-    /// through the symlink and put the host's file into the archive.
-    /// Lists are sorted, so consecutive members share their parents and
-    /// each directory is checked about once.
-    fn check_parents(&mut self, member: &[u8]) -> Result<()> {
-        let parent = filelist::archive::parent(member);
-        // Components of `parent` already known good: the common prefix
-        // with the last verified directory, cut at a component boundary.
-        let mut good = parent
-            .iter()
-            .zip(&self.verified)
-            .take_while(|(a, b)| a == b)
-            .count();
-        let whole_component = |n: usize, p: &[u8]| n == p.len() || p.get(n) == Some(&b'/');
-        if !(whole_component(good, parent) && whole_component(good, &self.verified)) {
-            good = parent[..good].iter().rposition(|&b| b == b'/').unwrap_or(0);
-        }
-        let ends = parent
-            .iter()
-            .enumerate()
-            .filter(|&(_, &b)| b == b'/')
-            .map(|(i, _)| i)
-            .chain(std::iter::once(parent.len()));
-        for end in ends.filter(|&end| end > good) {
-            let dir = &parent[..end];
-            let meta = fs::symlink_metadata(self.opts.dir.join(OsStr::from_bytes(dir)))
-                .with_context(|| format!("parent directory {}", quote(dir)))?;
-            if !meta.is_dir() {
-                self.verified.clear();
-                bail!(
-                    "parent {} is {} in the tree: refusing to read through it",
-                    quote(dir),
-                    if meta.file_type().is_symlink() {
-                        "a symlink"
-                    } else {
-                        "not a directory"
-                    }
-                );
-            }
-        }
-        self.verified.clear();
-        self.verified.extend_from_slice(parent);
-        Ok(())
     }
 
     /// Adds a `--add` host file; symlinks to it are followed.
     pub fn add_host_file(&mut self, add: &Add) -> Result<()> {
         let label = add.host.as_os_str().as_bytes();
-        self.add_entry(label, &add.host, add.member.clone(), None, true)
-            .with_context(|| {
-                format!(
-                    "--add {}={}",
-                    quote(&add.member),
-                    quote(add.host.as_os_str().as_bytes())
-                )
-            })
+        let result = (|| {
+            let meta = fs::metadata(&add.host)?;
+            let member = self.tree.rules().describe_host(&add.member, &meta)?;
+            self.add_member(
+                label,
+                add.member.clone(),
+                &member,
+                Source::Host(add.host.clone()),
+            )
+        })();
+        result.with_context(|| {
+            format!(
+                "--add {}={}",
+                quote(&add.member),
+                quote(add.host.as_os_str().as_bytes())
+            )
+        })
     }
 
     /// Writes the hard-link sets still open and the trailer.
@@ -252,86 +225,29 @@ impl<'a, W: Write> Packer<'a, W> {
         Ok(ino)
     }
 
-    fn add_entry(
+    fn add_member(
         &mut self,
         label: &[u8],
-        path: &Path,
-        member: Vec<u8>,
-        fields: Option<Fields>,
-        follow: bool,
+        name: Vec<u8>,
+        m: &Member,
+        source: Source,
     ) -> Result<()> {
-        let meta = if follow {
-            fs::metadata(path)?
-        } else {
-            fs::symlink_metadata(path)?
-        };
-        let real = Stat::from_metadata(&meta);
-        let eff = self.opts.ownership.apply(&real);
-        let disk_type = FileType::from_mode(real.mode);
-        let eff_type = FileType::from_mode(eff.mode)
-            .ok_or_else(|| anyhow!("unknown file type in mode {:o}", eff.mode))?;
-        let (mode, uid, gid, rdev, expect) = match fields {
-            None => (
-                eff.mode,
-                eff.uid,
-                eff.gid,
-                (major(eff.rdev), minor(eff.rdev)),
-                None,
-            ),
-            Some(f) => {
-                if f.is_whiteout() {
-                    bail!("a whiteout line has no meaning in an initramfs");
-                }
-                let listed = f
-                    .file_type()
-                    .ok_or_else(|| anyhow!("unknown file type in mode {:o}", f.mode))?;
-                if listed != eff_type {
-                    bail!(
-                        "the list says {} but it is {} on disk",
-                        listed.name(),
-                        eff_type.name()
-                    );
-                }
-                let (uid, gid) = self.opts.ownership.owner.unwrap_or((f.uid, f.gid));
-                let rdev = match f.digest {
-                    Digest::Device { major, minor } => (major, minor),
-                    _ => (0, 0),
-                };
-                let expect = match f.digest {
-                    Digest::Sha256(d) => Some(d),
-                    _ => None,
-                };
-                (f.mode, uid, gid, rdev, expect)
-            }
-        };
         let mtime = if self.opts.keep_mtime {
-            u32::try_from(meta.mtime()).map_err(|_| {
+            u32::try_from(m.mtime).map_err(|_| {
                 anyhow!(
                     "mtime {} does not fit newc's unsigned 32-bit field",
-                    meta.mtime()
+                    m.mtime
                 )
             })?
         } else {
             self.opts.epoch
         };
-        if !eff_type.fits_on_disk(disk_type) {
-            bail!(
-                "is {} on disk but {} in {}",
-                disk_type.map_or("of unknown type", FileType::name),
-                eff_type.name(),
-                if fields.is_some() {
-                    "the list"
-                } else {
-                    "the fakeroot state"
-                }
-            );
-        }
         let mut header = Header {
-            name: member,
+            name,
             ino: 0,
-            mode,
-            uid,
-            gid,
+            mode: m.mode,
+            uid: m.uid,
+            gid: m.gid,
             nlink: 1,
             mtime,
             filesize: 0,
@@ -340,21 +256,20 @@ impl<'a, W: Write> Packer<'a, W> {
             rdev_major: 0,
             rdev_minor: 0,
         };
-        match eff_type {
+        match m.file_type {
             FileType::Regular => {
-                header.filesize = file_size(meta.len())?;
-                if !follow && meta.nlink() > 1 {
-                    return self.add_link(header, path, label, expect, &meta);
+                header.filesize = file_size(m.disk.size)?;
+                if matches!(source, Source::Tree(_)) && m.disk.nlink > 1 {
+                    return self.add_link(header, source, label, m);
                 }
                 header.ino = self.alloc_ino()?;
                 let expects: Vec<(&[u8], [u8; 32])> =
-                    expect.map(|d| (label, d)).into_iter().collect();
-                self.write_file(&header, path, (meta.dev(), meta.ino()), &expects, follow)
+                    m.expect.map(|d| (label, d)).into_iter().collect();
+                self.write_file(&header, &source, (m.disk.dev, m.disk.ino), &expects)
             }
             FileType::Symlink => {
-                let target = fs::read_link(path)?;
-                let target = target.as_os_str().as_bytes();
-                if let Some(want) = expect {
+                let target = m.target.as_deref().unwrap_or_default();
+                if let Some(want) = m.expect {
                     let got: [u8; 32] = Sha256::digest(target).into();
                     check_digest(&want, &got, "link target", None)?;
                 }
@@ -371,7 +286,7 @@ impl<'a, W: Write> Packer<'a, W> {
             }
             FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket => {
                 header.ino = self.alloc_ino()?;
-                (header.rdev_major, header.rdev_minor) = rdev;
+                (header.rdev_major, header.rdev_minor) = m.rdev;
                 self.out.append(&header, &mut io::empty())?;
                 Ok(())
             }
@@ -383,12 +298,11 @@ impl<'a, W: Write> Packer<'a, W> {
     fn add_link(
         &mut self,
         mut header: Header,
-        path: &Path,
+        source: Source,
         label: &[u8],
-        expect: Option<[u8; 32]>,
-        meta: &Metadata,
+        m: &Member,
     ) -> Result<()> {
-        let key = (meta.dev(), meta.ino());
+        let key = (m.disk.dev, m.disk.ino);
         if !self.groups.contains_key(&key) {
             let ino = self.alloc_ino()?;
             let first = self.groups_seen;
@@ -397,7 +311,7 @@ impl<'a, W: Write> Packer<'a, W> {
                 key,
                 Group {
                     ino,
-                    nlink: meta.nlink(),
+                    nlink: m.disk.nlink,
                     first,
                     dev: key.0,
                     disk_ino: key.1,
@@ -411,9 +325,9 @@ impl<'a, W: Write> Packer<'a, W> {
         header.ino = group.ino;
         group.links.push(Link {
             header,
-            path: path.to_path_buf(),
+            source,
             label: label.to_vec(),
-            expect,
+            expect: m.expect,
         });
         if group.links.len() as u64 >= group.nlink {
             if let Some(group) = self.groups.remove(&key) {
@@ -446,7 +360,7 @@ impl<'a, W: Write> Packer<'a, W> {
             .iter()
             .filter_map(|l| l.expect.map(|d| (&l.label[..], d)))
             .collect();
-        self.write_file(&h, &last.path, (group.dev, group.disk_ino), &expects, false)
+        self.write_file(&h, &last.source, (group.dev, group.disk_ino), &expects)
     }
 
     /// Streams a regular file's data into the archive, checking it is
@@ -455,28 +369,30 @@ impl<'a, W: Write> Packer<'a, W> {
     fn write_file(
         &mut self,
         header: &Header,
-        path: &Path,
+        source: &Source,
         (dev, ino): (u64, u64),
         expects: &[(&[u8], [u8; 32])],
-        follow: bool,
     ) -> Result<()> {
-        let file = if follow {
-            // A `--add` host file, named by the user: symlinks to it are
-            // followed. O_NONBLOCK: if the name was swapped for a FIFO
-            // since stat, open must not hang (no effect on regular files).
-            fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-                .open(path)?
-        } else {
-            // A member of the tree: no symlink anywhere on the way, even
-            // one swapped in after `check_parents` looked.
-            self.tree.open(&header.name)?
+        let file = match source {
+            // The resolver opens it beneath DIR through no symlink and
+            // checks it is the inode that was examined.
+            Source::Tree(member) => self.tree.open_content(member)?.0,
+            Source::Host(path) => {
+                // A `--add` host file, named by the user: symlinks to it
+                // are followed. O_NONBLOCK: if the name was swapped for a
+                // FIFO since stat, open must not hang (no effect on
+                // regular files).
+                let file = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                    .open(path)?;
+                let now = file.metadata()?;
+                if (now.dev(), now.ino()) != (dev, ino) || !now.is_file() {
+                    bail!("was replaced by another file while being archived");
+                }
+                file
+            }
         };
-        let now = file.metadata()?;
-        if (now.dev(), now.ino()) != (dev, ino) || !now.is_file() {
-            bail!("was replaced by another file while being archived");
-        }
         let mut reader = HashReader {
             inner: file,
             hasher: (!expects.is_empty()).then(Sha256::new),
@@ -534,6 +450,8 @@ fn file_size(size: u64) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use filelist::entry::Fields;
+    use std::path::Path;
 
     #[test]
     fn add_syntax() {
@@ -557,7 +475,7 @@ mod tests {
             dir: dir.to_path_buf(),
             ..Options::default()
         };
-        let mut p = Packer::new(Vec::new(), &opts);
+        let mut p = Packer::new(Vec::new(), &opts)?;
         for (name, fields) in entries {
             let input = match fields {
                 None => Input::Name(name.to_vec()),
@@ -631,6 +549,7 @@ mod tests {
         fs::write(t.path().join("f"), b"x").unwrap_or_else(|e| panic!("{e}"));
         let dir = filelist::entry::parse_fields(b"0040755-0-0-0").unwrap_or_else(|e| panic!("{e}"));
         let e = archive(&[(b"./f", Some(dir))], t.path()).err();
-        assert!(e.is_some_and(|e| format!("{e:#}").contains("the list says a directory")));
+        assert!(e.is_some_and(|e| format!("{e:#}")
+            .contains("the list says a directory, but it is a regular file on disk")));
     }
 }

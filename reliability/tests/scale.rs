@@ -132,7 +132,8 @@ fn sparse_tree() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let f = fs::File::create(tmp.path().join("huge")).unwrap();
     f.set_len(FIVE_GIB).unwrap();
-    fs::write(tmp.path().join("after"), b"after the big one\n").unwrap();
+    // Sorted after `huge`: the packers take sorted input only.
+    fs::write(tmp.path().join("later"), b"after the big one\n").unwrap();
     tmp
 }
 
@@ -157,7 +158,7 @@ fn dockpack_layer_five_gib_sparse_file_pax_size() {
         .spawn()
         .unwrap();
     let mut input = dockpack.stdin.take().unwrap();
-    input.write_all(b"./huge\n./after\n").unwrap();
+    input.write_all(b"./huge\n./later\n").unwrap();
     drop(input);
     let packed = wait_rusage(dockpack);
     let listing = tar.wait_with_output().unwrap();
@@ -181,7 +182,7 @@ fn dockpack_layer_five_gib_sparse_file_pax_size() {
         "size is not {FIVE_GIB}: {huge:?}"
     );
     assert!(
-        text.lines().any(|l| l.ends_with(" after")),
+        text.lines().any(|l| l.ends_with(" later")),
         "member after the big one lost"
     );
     assert!(packed.max_rss_kib < RSS_LIMIT_KIB);
@@ -196,7 +197,7 @@ fn mkinitrd_refuses_five_gib_file() {
     let mut trailer = false;
     let out = run_streaming(
         cmd,
-        |w| w.write_all(b".\n./huge\n./after\n"),
+        |w| w.write_all(b".\n./huge\n./later\n"),
         |r| {
             // Bounded: the archive before the refusal is headers only.
             let mut buf = Vec::new();
