@@ -16,6 +16,7 @@
 //! range can only be written from the parent namespace, and it stays
 //! outside so nothing the container can reach holds the host's tree.
 
+pub mod caps;
 pub mod cli;
 pub mod execute;
 pub mod fds;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use filtertool::exit::RUNNER_FAILED;
 use filtertool::fail;
+use filtertool::quote::quote_path;
 
 use crate::cli::Cli;
 use crate::execute::Program;
@@ -43,7 +45,13 @@ pub const TOOL: &str = "chrootrun";
 /// Everything a run needs, checked before any namespace exists.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// DIR as the user named it (opened once, without following a symlink).
+    pub root: PathBuf,
     pub plan: Plan,
+    pub host_root: bool,
+    pub map_users: bool,
+    /// The capabilities the program keeps.
+    pub caps: rustix::thread::CapabilitySet,
     pub program: Program,
     pub timeout: Option<Duration>,
     /// --proc: the program is PID 1 of a new PID namespace.
@@ -52,7 +60,7 @@ pub struct Options {
 }
 
 /// An io error's reason without Rust's "(os error N)" suffix.
-fn reason(e: &std::io::Error) -> String {
+pub(crate) fn reason(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
         None => e.to_string(),
@@ -69,13 +77,10 @@ fn cstring(bytes: Vec<u8>, what: &str) -> anyhow::Result<CString> {
 
 impl Options {
     pub fn from_cli(cli: Cli) -> anyhow::Result<Options> {
-        let shown = cli.dir.display().to_string();
-        let root = match fs::metadata(&cli.dir) {
-            Ok(md) if md.is_dir() => fs::canonicalize(&cli.dir)
-                .map_err(|e| fail(RUNNER_FAILED, format!("{shown}: {}", reason(&e))))?,
-            Ok(_) => return Err(fail(RUNNER_FAILED, format!("{shown}: not a directory"))),
-            Err(e) => return Err(fail(RUNNER_FAILED, format!("{shown}: {}", reason(&e)))),
-        };
+        let shown = quote_path(&cli.dir);
+        if cli.mount_count() > 250 {
+            return Err(usage("more than 250 --bind/--ro-bind options".into()));
+        }
 
         let mut mounts = Vec::new();
         if cli.proc {
@@ -106,10 +111,12 @@ impl Options {
                 )));
             }
             let src = Path::new(std::ffi::OsStr::from_bytes(src));
+            // Absolute, because the parent enters DIR before it opens the
+            // sources; the source is then opened once, by this name.
             let source = fs::canonicalize(src).map_err(|e| {
                 fail(
                     RUNNER_FAILED,
-                    format!("{opt} {}: {}", src.display(), reason(&e)),
+                    format!("{opt} {}: {}", quote_path(src), reason(&e)),
                 )
             })?;
             let target = PathBuf::from(std::ffi::OsStr::from_bytes(dst));
@@ -130,12 +137,17 @@ impl Options {
             }
         }
 
-        // The environment: inherited (or empty), then --env in order.
-        let mut env: Vec<(OsString, OsString)> = if cli.clearenv {
-            Vec::new()
-        } else {
-            std::env::vars_os().collect()
-        };
+        // The environment is the container's, not the host's: Docker's
+        // defaults (PATH, HOME=/root) and the caller's TERM, which says
+        // what the terminal understands; then --env in order.
+        let mut env: Vec<(OsString, OsString)> = Vec::new();
+        if !cli.clearenv {
+            env.push(("PATH".into(), execute::DEFAULT_PATH.into()));
+            env.push(("HOME".into(), "/root".into()));
+            if let Some(term) = std::env::var_os("TERM") {
+                env.push(("TERM".into(), term));
+            }
+        }
         for kv in &cli.env {
             let b = kv.as_bytes();
             let Some(i) = b.iter().position(|&c| c == b'=').filter(|&i| i > 0) else {
@@ -178,10 +190,14 @@ impl Options {
             .collect::<anyhow::Result<Vec<_>>>()?;
 
         Ok(Options {
+            root: cli.dir,
+            host_root: cli.host_root,
+            map_users: cli.map_users,
+            caps: caps::resolve(&cli.cap_add, &cli.cap_drop),
             plan: Plan {
-                root,
                 mounts,
                 readonly_root: cli.ro,
+                rw: cli.rw,
                 hostname: cli.hostname,
                 loopback: cli.net,
                 cwd: cli.cwd.unwrap_or_else(|| PathBuf::from("/")),

@@ -22,24 +22,112 @@ pub struct IdMaps {
     pub deny_setgroups: bool,
 }
 
+/// A range of subordinate ids (subuid(5)): host ids `start..start+count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub start: u32,
+    pub count: u32,
+}
+
+/// The range a root caller's container maps to where /etc/subuid and
+/// /etc/subgid give root none: 65536 ids from 2^31. It lies above every id
+/// useradd allocates (SUB_UID_MAX defaults to 600100000, login.defs(5))
+/// and above the ranges systemd hands out to users and containers
+/// (systemd's UIDS-GIDS.md stops them below 2^31), and it is as large as
+/// the range podman and Docker map a container to (65536 ids, so Debian's
+/// nobody 65534 is inside).
+pub const FALLBACK: Range = Range {
+    start: 1 << 31,
+    count: 65536,
+};
+
+/// The first `NAME:START:COUNT` line of a subuid(5)/subgid(5) file whose
+/// name is one of `names` (a user name or a decimal id).
+pub fn sub_range(text: &str, names: &[&str]) -> Option<Range> {
+    text.lines().find_map(|l| {
+        let mut f = l.trim().split(':');
+        let (name, start, count) = (f.next()?, f.next()?, f.next()?);
+        if !names.contains(&name) {
+            return None;
+        }
+        let (start, count) = (start.parse().ok()?, count.parse::<u32>().ok()?);
+        (count > 0).then_some(Range { start, count })
+    })
+}
+
+/// Root's ranges (uid, gid): its /etc/subuid and /etc/subgid entries,
+/// else [`FALLBACK`].
+pub fn root_ranges() -> (Range, Range) {
+    let read = |p: &str| {
+        fs::read_to_string(p)
+            .ok()
+            .and_then(|t| sub_range(&t, &["root", "0"]))
+            .unwrap_or(FALLBACK)
+    };
+    (read("/etc/subuid"), read("/etc/subgid"))
+}
+
 impl IdMaps {
-    /// The maps for a caller: an ordinary user becomes root and nothing
-    /// else (`0 UID 1`, as `unshare -r`); root keeps every id it has, mapped
-    /// to itself, so the container sees owners as a bare chroot would.
+    /// A root caller's container: its ids `0..count` are the host's
+    /// `start..start+count`, so its root is an unprivileged host id and
+    /// cannot write /proc/sys, signal host processes or own host files.
+    pub fn for_root((uids, gids): &(Range, Range)) -> IdMaps {
+        IdMaps {
+            uid_map: format!("0 {} {}\n", uids.start, uids.count),
+            gid_map: format!("0 {} {}\n", gids.start, gids.count),
+            deny_setgroups: false,
+        }
+    }
+
+    /// An ordinary caller becomes root and nothing else (`0 UID 1`, as
+    /// `unshare -r`); `--map-users` adds its subordinate range with
+    /// newuidmap(1).
+    pub fn for_user(euid: u32, egid: u32) -> IdMaps {
+        IdMaps {
+            uid_map: format!("0 {euid} 1\n"),
+            gid_map: format!("0 {egid} 1\n"),
+            deny_setgroups: true,
+        }
+    }
+
+    /// `--host-root`: root keeps every id it has, mapped to itself (the
+    /// old, unsafe behaviour: the program is host root).
     /// `own_uid_map`/`own_gid_map` are the caller's own `/proc/self/*_map`.
-    pub fn for_caller(euid: u32, egid: u32, own_uid_map: &str, own_gid_map: &str) -> IdMaps {
-        if euid == 0 {
-            IdMaps {
-                uid_map: identity(own_uid_map),
-                gid_map: identity(own_gid_map),
-                deny_setgroups: false,
+    pub fn identity(own_uid_map: &str, own_gid_map: &str) -> IdMaps {
+        IdMaps {
+            uid_map: identity(own_uid_map),
+            gid_map: identity(own_gid_map),
+            deny_setgroups: false,
+        }
+    }
+
+    /// The idmap of a writable `--bind` for a root caller's container
+    /// mapped as `self` (`0 START COUNT`). On-disk ids `START+k` are the
+    /// container's `k`, so the program's files are owned on disk by its
+    /// remapped ids, as Docker's userns-remap owns them: a setuid file it
+    /// makes is one of an unprivileged host id. The host's root (on-disk
+    /// 0) shows as the container's last id, `COUNT-1`, which keeps a
+    /// root-owned build directory writable by the container's root (its
+    /// CAP_DAC_OVERRIDE covers every mapped id) without letting anything
+    /// it creates be root's.
+    pub fn for_bind(&self) -> IdMaps {
+        let map = |m: &str| -> String {
+            let f: Vec<u64> = m
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let [0, start, count] = f[..] else {
+                return m.to_string();
+            };
+            if count < 2 {
+                return format!("0 {start} 1\n");
             }
-        } else {
-            IdMaps {
-                uid_map: format!("0 {euid} 1\n"),
-                gid_map: format!("0 {egid} 1\n"),
-                deny_setgroups: true,
-            }
+            format!("0 {} 1\n{start} {start} {}\n", start + count - 1, count - 1)
+        };
+        IdMaps {
+            uid_map: map(&self.uid_map),
+            gid_map: map(&self.gid_map),
+            deny_setgroups: false,
         }
     }
 
@@ -59,6 +147,56 @@ impl IdMaps {
         }
         Ok(())
     }
+}
+
+/// `--map-users` for an ordinary caller: the caller is 0 and its
+/// subordinate range (subuid(5)) is 1.., written by newuidmap(1) and
+/// newgidmap(1), the setuid helpers that check /etc/subuid and
+/// /etc/subgid. A map can be written once, so this replaces
+/// [`IdMaps::write`].
+pub fn map_subordinate(pid: Pid, euid: u32, egid: u32) -> anyhow::Result<()> {
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(euid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| euid.to_string());
+    let uid = euid.to_string();
+    for (tool, file, id) in [
+        ("newuidmap", "/etc/subuid", euid),
+        ("newgidmap", "/etc/subgid", egid),
+    ] {
+        let text = fs::read_to_string(file).unwrap_or_default();
+        let Some(r) = sub_range(&text, &[name.as_str(), uid.as_str()]) else {
+            anyhow::bail!("--map-users: {file} has no range for {name} (add one with `usermod --add-subuids`/`--add-subgids`)");
+        };
+        let out = std::process::Command::new(tool)
+            .args([
+                pid.to_string(),
+                "0".into(),
+                id.to_string(),
+                "1".into(),
+                "1".into(),
+                r.start.to_string(),
+                r.count.to_string(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .output();
+        match out {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                anyhow::bail!("--map-users: {tool} not found (Debian's package uidmap installs it)")
+            }
+            Err(e) => anyhow::bail!("--map-users: running {tool}: {}", crate::reason(&e)),
+            Ok(o) if !o.status.success() => {
+                let err = String::from_utf8_lossy(&o.stderr);
+                anyhow::bail!(
+                    "--map-users: {tool} failed: {}",
+                    err.lines().next().unwrap_or("no message").trim()
+                );
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// `inside outside count` lines → `inside inside count`.
@@ -272,20 +410,59 @@ mod tests {
     }
 
     #[test]
-    fn maps_for_a_user_and_for_root() {
-        let m = IdMaps::for_caller(1000, 100, "", "");
+    fn maps_for_a_user_for_root_and_for_host_root() {
+        let m = IdMaps::for_user(1000, 100);
         assert_eq!(m.uid_map, "0 1000 1\n");
         assert_eq!(m.gid_map, "0 100 1\n");
         assert!(m.deny_setgroups);
-        let init = "         0          0 4294967295\n";
-        let m = IdMaps::for_caller(0, 0, init, init);
-        assert_eq!(m.uid_map, "0 0 4294967295\n");
+        let m = IdMaps::for_root(&(
+            FALLBACK,
+            Range {
+                start: 300000,
+                count: 1000,
+            },
+        ));
+        assert_eq!(m.uid_map, "0 2147483648 65536\n");
+        assert_eq!(m.gid_map, "0 300000 1000\n");
         assert!(!m.deny_setgroups);
+        let init = "         0          0 4294967295\n";
+        let m = IdMaps::identity(init, init);
+        assert_eq!(m.uid_map, "0 0 4294967295\n");
         // Root of a nested namespace (`unshare -r`) owns one id only.
-        let m = IdMaps::for_caller(0, 0, "0 1000 1\n", "0 100 1\n");
+        let m = IdMaps::identity("0 1000 1\n", "0 100 1\n");
         assert_eq!(
             (m.uid_map.as_str(), m.gid_map.as_str()),
             ("0 0 1\n", "0 0 1\n")
         );
+    }
+
+    #[test]
+    fn a_writable_binds_map_gives_host_root_the_last_id_and_keeps_the_rest() {
+        let m = IdMaps::for_root(&(FALLBACK, FALLBACK)).for_bind();
+        // On-disk 0 is the container's 65535 (kernel id 2^31+65535); the
+        // container's own ids k are on-disk 2^31+k.
+        assert_eq!(m.uid_map, "0 2147549183 1\n2147483648 2147483648 65535\n");
+        assert_eq!(m.gid_map, m.uid_map);
+    }
+
+    #[test]
+    fn subordinate_ranges_are_found_by_name_or_id() {
+        let text = "alice:100000:65536\n0:200000:1000\nbad line\nbob:1:0\n";
+        assert_eq!(
+            sub_range(text, &["root", "0"]),
+            Some(Range {
+                start: 200000,
+                count: 1000
+            })
+        );
+        assert_eq!(
+            sub_range(text, &["alice"]),
+            Some(Range {
+                start: 100000,
+                count: 65536
+            })
+        );
+        assert_eq!(sub_range(text, &["bob"]), None);
+        assert_eq!(sub_range("", &["root"]), None);
     }
 }
