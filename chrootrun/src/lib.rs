@@ -124,6 +124,7 @@ impl Options {
                 source,
                 target,
                 readonly,
+                shown: format!("{opt} {}", quote_path(src)),
             });
         }
         setup::sort_mounts(&mut mounts);

@@ -49,9 +49,12 @@ pub enum Mount {
     Dev,
     Tmpfs(PathBuf),
     Bind {
+        /// Canonical, for opening.
         source: PathBuf,
         target: PathBuf,
         readonly: bool,
+        /// The option as the user typed it, for messages (`--bind "SRC"`).
+        shown: String,
     },
 }
 
@@ -182,6 +185,7 @@ pub fn run<K: Kernel>(k: &mut K, plan: &Plan, given: Option<Given<K::Detached>>)
                 source,
                 target,
                 readonly,
+                shown,
             } => {
                 let (mount, kind) = match binds.as_mut().and_then(Iterator::next) {
                     Some(given) => given,
@@ -191,7 +195,10 @@ pub fn run<K: Kernel>(k: &mut K, plan: &Plan, given: Option<Given<K::Detached>>)
                         } else {
                             MountAttrFlags::empty()
                         };
-                        k.clone_tree(source, safe() | ro)?
+                        // The error names the source as typed, not its
+                        // canonical host path.
+                        k.clone_tree(source, safe() | ro)
+                            .map_err(|e| anyhow::anyhow!("{shown}: {}", e.root_cause()))?
                     }
                 };
                 Ready::Attach {
@@ -392,6 +399,7 @@ mod tests {
             source: "/src".into(),
             target: "/data".into(),
             readonly: true,
+            shown: String::new(),
         }]);
         run(&mut k, &p, None).unwrap();
         assert_eq!(
@@ -421,6 +429,7 @@ mod tests {
             source: "/src".into(),
             target: "/out".into(),
             readonly: false,
+            shown: String::new(),
         }]);
         p.readonly_root = false;
         let given = Given {
@@ -499,6 +508,7 @@ mod tests {
                     source: "/x".into(),
                     target: "/a/b".into(),
                     readonly: false,
+                    shown: String::new(),
                 },
                 Mount::Tmpfs("/a".into()),
             ]),

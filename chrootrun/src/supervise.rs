@@ -7,7 +7,6 @@ use std::fs;
 use std::io::{Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -27,7 +26,6 @@ use rustix::mount::MountAttrFlags;
 
 use filtertool::exit::{RUNNER_FAILED, TIMEOUT};
 use filtertool::fail;
-use filtertool::quote::quote;
 
 use crate::inroot::Kind;
 use crate::setup::Mount;
@@ -144,6 +142,9 @@ fn fs_name(fd: BorrowedFd<'_>) -> String {
         0x7371_7368 => "squashfs",
         0xF2F5_2010 => "f2fs",
         0x4d44 => "vfat",
+        0x9fa0 => "proc",
+        0x6265_6572 => "sysfs",
+        0x1cd1 => "devpts",
         other => return format!("its filesystem (type 0x{other:x})"),
     };
     format!("its filesystem ({name})")
@@ -195,13 +196,14 @@ fn idmapped_mounts(
     let mut helper: Option<Helper> = None;
     for m in &opts.plan.mounts {
         let Mount::Bind {
-            source, readonly, ..
+            source,
+            readonly,
+            shown,
+            ..
         } = m
         else {
             continue;
         };
-        let opt = if *readonly { "--ro-bind" } else { "--bind" };
-        let shown = format!("{opt} {}", quote(source.as_os_str().as_bytes()));
         let src = rustix::fs::open(
             source.as_path(),
             OFlags::PATH | OFlags::CLOEXEC,
@@ -237,7 +239,7 @@ fn idmapped_mounts(
             )
         };
         let fd = kernel::idmapped_clone(src.as_fd(), ns, attrs)
-            .map_err(|(step, e)| refused(&shown, src.as_fd(), step, e))?;
+            .map_err(|(step, e)| refused(shown, src.as_fd(), step, e))?;
         binds.push(fd);
     }
     Ok((root, binds, helper))
