@@ -43,6 +43,11 @@ pub trait Kernel {
     /// A detached mount (a cloned tree, a new proc or overlay) waiting to
     /// be attached.
     type Detached;
+    /// setresuid/setresgid to the namespace's root (and no supplementary
+    /// groups), once the parent wrote the id maps.
+    fn become_root(&mut self) -> Result<()>;
+    /// `setsid()`: a session of its own, without a controlling terminal.
+    fn new_session(&mut self) -> Result<()>;
     fn set_hostname(&mut self, name: &OsStr) -> Result<()>;
     fn loopback_up(&mut self) -> Result<()>;
     /// `mount --make-rprivate /`.
@@ -163,6 +168,20 @@ pub struct Nix;
 
 impl Kernel for Nix {
     type Detached = OwnedFd;
+
+    fn become_root(&mut self) -> Result<()> {
+        // setgroups is denied (and needless) for an ordinary caller.
+        let _ = nix::unistd::setgroups(&[]);
+        let g = nix::unistd::Gid::from_raw(0);
+        let u = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresgid(g, g, g)
+            .and_then(|()| nix::unistd::setresuid(u, u, u))
+            .context("becoming root in the user namespace")
+    }
+
+    fn new_session(&mut self) -> Result<()> {
+        nix::unistd::setsid().map(drop).context("setsid")
+    }
 
     fn set_hostname(&mut self, name: &OsStr) -> Result<()> {
         nix::unistd::sethostname(name).context("setting the host name")

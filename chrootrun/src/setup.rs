@@ -3,6 +3,8 @@
 //!
 //! | step | why |
 //! |---|---|
+//! | (parent) write the id maps; for a root caller clone DIR and the bind sources and idmap them | idmapped mounts need CAP_SYS_ADMIN over the host's filesystem, which only the parent has |
+//! | become root, setsid | the maps exist now; no controlling terminal (TIOCSTI) |
 //! | hostname, loopback | their namespaces are already new (clone flags) |
 //! | make every mount private | a copied namespace keeps shared peers; without this our mounts (and the old root's unmount) would propagate to the host (mount_namespaces(7)) |
 //! | clone DIR from the cwd (or take the parent's idmapped clone) | DIR was opened once, `O_PATH\|O_DIRECTORY\|O_NOFOLLOW`, and entered by `fchdir`; nothing resolves its path again, so swapping it for a symlink changes nothing |
@@ -130,6 +132,15 @@ enum Ready<D> {
 
 /// Runs the plan.
 pub fn run<K: Kernel>(k: &mut K, plan: &Plan, given: Option<Given<K::Detached>>) -> Result<()> {
+    // Until now a root caller's child still has the host's uid 0 and gid
+    // 0, which its id map does not hold: the kernel would refuse to create
+    // a file owned by them (EOVERFLOW), and the supplementary groups would
+    // be the host's.
+    k.become_root()?;
+    // A session of its own: no controlling terminal, so TIOCSTI cannot
+    // push input into the caller's shell (CVE-2017-5226, bwrap's
+    // --new-session); tty_ioctl(4) allows it only on one's controlling tty.
+    k.new_session()?;
     if let Some(name) = &plan.hostname {
         k.set_hostname(name)?;
     }
@@ -313,6 +324,12 @@ mod tests {
 
     impl Kernel for Recorder {
         type Detached = String;
+        fn become_root(&mut self) -> Result<()> {
+            self.note("root", String::new())
+        }
+        fn new_session(&mut self) -> Result<()> {
+            self.note("setsid", String::new())
+        }
         fn set_hostname(&mut self, name: &OsStr) -> Result<()> {
             self.note("hostname", name.to_string_lossy().into())
         }
@@ -405,6 +422,8 @@ mod tests {
         assert_eq!(
             k.calls,
             [
+                "root",
+                "setsid",
                 "hostname box",
                 "lo-up",
                 "rprivate",

@@ -492,31 +492,6 @@ fn child_main(opts: &Options, sock: OwnedFd, err_w: OwnedFd, mask: &SigSet, idma
         Err(_) => unsafe { libc::_exit(i32::from(RUNNER_FAILED)) },
     };
     drop(sock);
-    // Become the namespace's root for real: until then a root caller's
-    // child still has the host's uid 0 and gid 0, which its id map does not
-    // hold, so the kernel would refuse to create a file owned by them
-    // (EOVERFLOW) and the supplementary groups would be the host's.
-    // setgroups is denied (and needless) for an ordinary caller.
-    let _ = nix::unistd::setgroups(&[]);
-    let root_g = nix::unistd::Gid::from_raw(0);
-    let root_u = nix::unistd::Uid::from_raw(0);
-    if let Err(e) = nix::unistd::setresgid(root_g, root_g, root_g)
-        .and_then(|()| nix::unistd::setresuid(root_u, root_u, root_u))
-    {
-        report(
-            err_w,
-            &fail(
-                RUNNER_FAILED,
-                format!("becoming root in the user namespace: {}", e.desc()),
-            ),
-        );
-    }
-    // A session of its own: no controlling terminal, so TIOCSTI cannot
-    // push input into the caller's shell (CVE-2017-5226, bwrap's
-    // --new-session); tty_ioctl(4) allows it only on one's controlling tty.
-    if let Err(e) = nix::unistd::setsid() {
-        report(err_w, &fail(RUNNER_FAILED, format!("setsid: {}", e.desc())));
-    }
     let given = if idmap {
         let mut it = given.into_iter();
         let Some(root) = it.next() else {
