@@ -170,7 +170,13 @@ impl Fixture {
         match self.caller.user {
             None => Command::new(prog),
             Some((uid, gid)) => {
-                let mut c = Command::new("setpriv");
+                // By its path: a test may change the PATH chrootrun sees.
+                let setpriv = if Path::new("/usr/bin/setpriv").exists() {
+                    "/usr/bin/setpriv"
+                } else {
+                    "setpriv"
+                };
+                let mut c = Command::new(setpriv);
                 c.args([
                     &format!("--reuid={uid}"),
                     &format!("--regid={gid}"),
