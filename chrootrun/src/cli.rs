@@ -15,7 +15,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "chrootrun", version)]
 pub struct Cli {
-    /// New PID namespace with /proc mounted; CMD runs as PID 1.
+    /// Mount /proc (OCI masked and read-only paths applied); CMD runs as
+    /// PID 1 of the PID namespace (there is one on every run).
     #[arg(long)]
     pub proc: bool,
     /// Minimal /dev: a tmpfs with null, zero, full, random, urandom, tty bound from the host.

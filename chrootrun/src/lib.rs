@@ -1,20 +1,40 @@
-//! `chrootrun`: run a container tree as root in a user namespace, with the
-//! tree made the root by `pivot_root` (issue 5; DESIGN.md "Running in a
-//! chroot").
+//! `chrootrun`: run a container tree as root in new user, mount, PID, UTS
+//! and IPC namespaces, with an overlay over the tree made the root by
+//! `pivot_root`, so that the program inside reaches nothing of the host's
+//! whoever starts it.
 //!
-//! Two processes, and why:
+//! Two processes (three without `--proc`), and why:
 //!
 //! ```text
-//! chrootrun  (stays in the host's namespaces: writes the child's id maps,
-//!   │         waits, forwards signals, enforces --timeout; not dumpable)
-//!   └─ child, born by clone(CLONE_NEWUSER|CLONE_NEWNS|…): mounts, pivot_root,
-//!      then execs CMD — or, for --timeout without --proc, stays as a tiny
-//!      PID 1 that forks CMD, so killing it kills everything CMD started
+//! chrootrun  (stays in the host's namespaces: opens DIR once, writes the
+//!   │         child's id maps, for a root caller clones and idmaps DIR and
+//!   │         the bind sources, sends them over a socket; then waits,
+//!   │         forwards signals, enforces --timeout; not dumpable)
+//!   └─ child, born by clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|…), PID 1:
+//!      becomes root, setsid, mounts, pivot_root, drops capabilities and
+//!      execs CMD (--proc) — or stays as a tiny init that forks CMD
 //! ```
 //!
-//! The parent writes the maps because root's identity map of its whole id
-//! range can only be written from the parent namespace, and it stays
-//! outside so nothing the container can reach holds the host's tree.
+//! The parent writes the maps because a map of more than the caller's own
+//! id can only be written from the parent namespace, and it makes a root
+//! caller's idmapped mounts because mount_setattr(MOUNT_ATTR_IDMAP) needs
+//! CAP_SYS_ADMIN in the user namespace that owns the filesystem: the
+//! host's. It stays outside so nothing the container can reach holds the
+//! host's tree.
+//!
+//! How each attack on the host is made impossible:
+//! - a root caller's program never is host uid 0: the container maps to
+//!   root's /etc/subuid range or [`userns::FALLBACK`], and DIR keeps its
+//!   on-disk owners through an idmapped mount (`supervise.rs`);
+//! - files it makes in a `--bind` belong to its remapped ids
+//!   ([`userns::IdMaps::for_bind`]), and every mount is nosuid, nodev;
+//! - DIR is opened once with `O_PATH|O_DIRECTORY|O_NOFOLLOW` and only that
+//!   descriptor is used after (`setup.rs`), and it is never written: the
+//!   root is an overlay whose upper layer is a tmpfs (`--rw` aside);
+//! - a PID namespace always; a session of its own (TIOCSTI);
+//! - /proc's OCI masked and read-only paths, and no CAP_SYS_ADMIN for the
+//!   program, so read-only mounts stay so (`caps.rs`);
+//! - the environment is Docker's defaults plus TERM and --env.
 
 pub mod caps;
 pub mod cli;

@@ -1,7 +1,8 @@
 //! The parent and the child of a run (see the crate docs for the layout):
-//! clone into new namespaces, write the id maps, report the child's setup
-//! errors through a close-on-exec pipe, wait, forward signals, and kill the
-//! whole PID namespace on --timeout.
+//! clone into new namespaces, write the id maps, make a root caller's
+//! idmapped mounts and send them over a socket (SCM_RIGHTS, unix(7)),
+//! report the child's setup errors through a close-on-exec pipe, wait,
+//! forward signals, and kill the whole PID namespace on --timeout.
 
 use std::fs;
 use std::io::{Read, Write};

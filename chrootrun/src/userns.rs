@@ -1,6 +1,6 @@
 //! User namespace plumbing: the id maps the parent writes for the child, and
-//! the one-line diagnosis of a kernel that refuses user namespaces (issue 5:
-//! name the knob and the command that changes it). Both are pure functions
+//! the one-line diagnosis of a kernel that refuses user namespaces (naming
+//! the knob and the command that changes it). Both are pure functions
 //! of their inputs, so the diagnosis is unit-tested against fake `/proc`
 //! readings.
 
