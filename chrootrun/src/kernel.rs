@@ -130,12 +130,13 @@ pub fn mount_setattr(
 }
 
 /// Clones the mount tree at `dfd` (a descriptor of DIR or of a bind
-/// source) and presents it through `userns`'s id map: the host-side step
-/// for a root caller, which alone holds CAP_SYS_ADMIN over the host's
-/// filesystems (idmapped mounts need it in the filesystem's user namespace).
+/// source) and, given `userns`, presents it through that namespace's id
+/// map: the host-side step for a root caller, which alone holds
+/// CAP_SYS_ADMIN over the host's filesystems (idmapped mounts need it in
+/// the filesystem's user namespace).
 pub fn idmapped_clone(
     dfd: BorrowedFd<'_>,
-    userns: BorrowedFd<'_>,
+    userns: Option<BorrowedFd<'_>>,
     attrs: MountAttrFlags,
 ) -> std::result::Result<OwnedFd, (&'static str, Errno)> {
     let fd = open_tree(
@@ -147,8 +148,12 @@ pub fn idmapped_clone(
             | OpenTreeFlags::AT_RECURSIVE,
     )
     .map_err(|e| ("open_tree", Errno::from_raw(e.raw_os_error())))?;
-    mount_setattr(fd.as_fd(), c"", true, attrs, Some(userns))
-        .map_err(|e| ("mount_setattr(MOUNT_ATTR_IDMAP)", e))?;
+    let step = if userns.is_some() {
+        "mount_setattr(MOUNT_ATTR_IDMAP)"
+    } else {
+        "mount_setattr"
+    };
+    mount_setattr(fd.as_fd(), c"", true, attrs, userns).map_err(|e| (step, e))?;
     Ok(fd)
 }
 

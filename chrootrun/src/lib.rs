@@ -26,8 +26,9 @@
 //! - a root caller's program never is host uid 0: the container maps to
 //!   root's /etc/subuid range or [`userns::FALLBACK`], and DIR keeps its
 //!   on-disk owners through an idmapped mount (`supervise.rs`);
-//! - files it makes in a `--bind` belong to its remapped ids
-//!   ([`userns::IdMaps::for_bind`]), and every mount is nosuid, nodev;
+//! - files it makes in a `--bind` belong to its remapped ids (a writable
+//!   bind is not idmapped, so the host's root is none of the container's
+//!   ids and nothing can be chowned to it), and every mount is nosuid, nodev;
 //! - DIR is opened once with `O_PATH|O_DIRECTORY|O_NOFOLLOW` and only that
 //!   descriptor is used after (`setup.rs`), and it is never written: the
 //!   root is an overlay whose upper layer is a tmpfs (`--rw` aside);

@@ -158,7 +158,7 @@ fn idmapped_mounts(
     dir: &OwnedFd,
     child: Pid,
     maps: &IdMaps,
-) -> anyhow::Result<(OwnedFd, Vec<OwnedFd>, Option<Helper>)> {
+) -> anyhow::Result<(OwnedFd, Vec<OwnedFd>)> {
     let userns_path = format!("/proc/{child}/ns/user");
     let userns = rustix::fs::open(
         userns_path.as_str(),
@@ -191,10 +191,9 @@ fn idmapped_mounts(
     } else {
         MountAttrFlags::MOUNT_ATTR_RDONLY
     };
-    let root = kernel::idmapped_clone(dir.as_fd(), userns.as_fd(), setup::safe() | ro)
+    let root = kernel::idmapped_clone(dir.as_fd(), Some(userns.as_fd()), setup::safe() | ro)
         .map_err(|(step, e)| refused(&opts.program.dir, dir.as_fd(), step, e))?;
     let mut binds = Vec::new();
-    let mut helper: Option<Helper> = None;
     for m in &opts.plan.mounts {
         let Mount::Bind {
             source,
@@ -216,74 +215,56 @@ fn idmapped_mounts(
                 format!("{shown}: {}", Errno::from_raw(e.raw_os_error()).desc()),
             )
         })?;
-        // A read-only bind shows its owners as they are on disk: nothing
-        // can be created through it. A writable one maps the host's root
-        // to an id of its own (binds.rs), so no file the program creates
-        // there belongs to host uid 0.
-        let (ns, attrs) = if *readonly {
-            (
-                userns.as_fd(),
+        // A read-only bind is idmapped like DIR, so it shows its owners as
+        // they are on disk: nothing can be created or changed through it. A
+        // writable one is not idmapped at all: what the program creates
+        // there is owned on disk by its remapped ids, as under Docker's
+        // userns-remap, and the host's root stays outside its ids. (Any
+        // id map that showed root's files as some container id would let
+        // the program `chown` a file to that id and `chmod 6755` it, a
+        // setuid-root file on the host: CAP_CHOWN and CAP_SETUID reach
+        // every mapped id. Podman's idmapped volumes allow exactly that.)
+        let fd = if *readonly {
+            kernel::idmapped_clone(
+                src.as_fd(),
+                Some(userns.as_fd()),
                 setup::safe() | MountAttrFlags::MOUNT_ATTR_RDONLY,
             )
         } else {
-            if helper.is_none() {
-                helper = Some(Helper::new(maps).map_err(|e| {
-                    fail(RUNNER_FAILED, format!("{shown}: making its id map: {e:#}"))
-                })?);
-            }
-            (
-                helper
-                    .as_ref()
-                    .map(|h| h.userns.as_fd())
-                    .unwrap_or(userns.as_fd()),
-                setup::safe(),
-            )
-        };
-        let fd = kernel::idmapped_clone(src.as_fd(), ns, attrs)
-            .map_err(|(step, e)| refused(shown, src.as_fd(), step, e))?;
+            writable_for_the_container(shown, &src, maps)?;
+            kernel::idmapped_clone(src.as_fd(), None, setup::safe())
+        }
+        .map_err(|(step, e)| refused(shown, src.as_fd(), step, e))?;
         binds.push(fd);
     }
-    Ok((root, binds, helper))
+    Ok((root, binds))
 }
 
-/// A user namespace that exists only for its id map: the map of a
-/// writable bind for a root caller (see [`IdMaps::for_bind`]).
-struct Helper {
-    userns: OwnedFd,
-    _reaper: Reaper,
-}
-
-impl Helper {
-    fn new(container: &IdMaps) -> anyhow::Result<Helper> {
-        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe")?;
-        match clone_process(CloneFlags::CLONE_NEWUSER).context("clone")? {
-            None => {
-                drop(w);
-                // Wait for the parent to take our namespace, then go.
-                let _ = fs::File::from(r).read(&mut [0u8; 1]);
-                // SAFETY: _exit is always safe.
-                unsafe { libc::_exit(0) }
-            }
-            Some(pid) => {
-                drop(r);
-                let reaper = Reaper(Some(pid));
-                container.for_bind().write(pid)?;
-                let path = format!("/proc/{pid}/ns/user");
-                let userns = rustix::fs::open(
-                    path.as_str(),
-                    OFlags::RDONLY | OFlags::CLOEXEC,
-                    rustix::fs::Mode::empty(),
-                )
-                .map_err(std::io::Error::from)
-                .with_context(|| format!("opening {path}"))?;
-                drop(w);
-                Ok(Helper {
-                    userns,
-                    _reaper: reaper,
-                })
-            }
-        }
+/// A writable bind directory owned by an id outside the container's (the
+/// host's root, typically) and closed to others could not be written by
+/// the program: say so now, with the fix, rather than let it fail later
+/// with EACCES.
+fn writable_for_the_container(shown: &str, src: &OwnedFd, maps: &IdMaps) -> anyhow::Result<()> {
+    let Ok(st) = rustix::fs::fstat(src) else {
+        return Ok(());
+    };
+    let dir = rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir();
+    let Some((start, count)) = maps.uid_range() else {
+        return Ok(());
+    };
+    let inside = (start..start + count).contains(&u64::from(st.st_uid));
+    if !dir || inside || st.st_mode & 0o002 != 0 {
+        return Ok(());
     }
+    Err(fail(
+        RUNNER_FAILED,
+        format!(
+            "{shown}: owned by host uid {}, which the container's ids ({start}-{}) do not include, so the program could not write to it; give it to the container's root with `chown {start}:{}`, or bind it read-only (--ro-bind)",
+            st.st_uid,
+            start + count - 1,
+            maps.gid_range().map_or(start, |(g, _)| g),
+        ),
+    ))
 }
 
 /// Runs the container and returns the code to exit with.
@@ -381,10 +362,8 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let mut send: Vec<OwnedFd> = Vec::new();
-    let _helper;
     if idmap {
-        let (root, binds, helper) = idmapped_mounts(opts, &dir, child, &maps)?;
-        _helper = helper;
+        let (root, binds) = idmapped_mounts(opts, &dir, child, &maps)?;
         send.push(root);
         send.extend(binds);
     }

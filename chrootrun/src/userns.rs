@@ -101,34 +101,14 @@ impl IdMaps {
         }
     }
 
-    /// The idmap of a writable `--bind` for a root caller's container
-    /// mapped as `self` (`0 START COUNT`). On-disk ids `START+k` are the
-    /// container's `k`, so the program's files are owned on disk by its
-    /// remapped ids, as Docker's userns-remap owns them: a setuid file it
-    /// makes is one of an unprivileged host id. The host's root (on-disk
-    /// 0) shows as the container's last id, `COUNT-1`, which keeps a
-    /// root-owned build directory writable by the container's root (its
-    /// CAP_DAC_OVERRIDE covers every mapped id) without letting anything
-    /// it creates be root's.
-    pub fn for_bind(&self) -> IdMaps {
-        let map = |m: &str| -> String {
-            let f: Vec<u64> = m
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            let [0, start, count] = f[..] else {
-                return m.to_string();
-            };
-            if count < 2 {
-                return format!("0 {start} 1\n");
-            }
-            format!("0 {} 1\n{start} {start} {}\n", start + count - 1, count - 1)
-        };
-        IdMaps {
-            uid_map: map(&self.uid_map),
-            gid_map: map(&self.gid_map),
-            deny_setgroups: false,
-        }
+    /// The host ids `(start, count)` of a single-line uid map `0 START COUNT`.
+    pub fn uid_range(&self) -> Option<(u64, u64)> {
+        range_of(&self.uid_map)
+    }
+
+    /// The same for the gid map.
+    pub fn gid_range(&self) -> Option<(u64, u64)> {
+        range_of(&self.gid_map)
     }
 
     /// Writes the maps of process `pid` (each file takes one write).
@@ -197,6 +177,17 @@ pub fn map_subordinate(pid: Pid, euid: u32, egid: u32) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn range_of(map: &str) -> Option<(u64, u64)> {
+    let f: Vec<u64> = map
+        .split_whitespace()
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    match f[..] {
+        [0, start, count] => Some((start, count)),
+        _ => None,
+    }
 }
 
 /// `inside outside count` lines → `inside inside count`.
@@ -437,12 +428,11 @@ mod tests {
     }
 
     #[test]
-    fn a_writable_binds_map_gives_host_root_the_last_id_and_keeps_the_rest() {
-        let m = IdMaps::for_root(&(FALLBACK, FALLBACK)).for_bind();
-        // On-disk 0 is the container's 65535 (kernel id 2^31+65535); the
-        // container's own ids k are on-disk 2^31+k.
-        assert_eq!(m.uid_map, "0 2147549183 1\n2147483648 2147483648 65535\n");
-        assert_eq!(m.gid_map, m.uid_map);
+    fn the_host_range_is_read_back_from_a_single_line_map() {
+        let m = IdMaps::for_root(&(FALLBACK, Range { start: 5, count: 7 }));
+        assert_eq!(m.uid_range(), Some((1 << 31, 65536)));
+        assert_eq!(m.gid_range(), Some((5, 7)));
+        assert_eq!(IdMaps::identity("0 0 10\n5 5 1\n", "").uid_range(), None);
     }
 
     #[test]

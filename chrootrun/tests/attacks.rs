@@ -253,31 +253,57 @@ fn no_file_made_in_a_bind_is_a_setuid_file_of_host_root() {
         applets(&t, &["chmod", "chown", "cp", "stat"]);
         let out = f.path("out");
         fs::create_dir(&out).unwrap();
+        fs::set_permissions(&out, fs::Permissions::from_mode(0o755)).unwrap();
         f.own();
-        // A root caller's build directory is root's and must stay writable.
         let bind = format!("{}:/out", s(&out));
-        let o = f.run(&[
-            "--bind",
-            &bind,
-            s(&t),
-            "/bin/sh",
-            "-c",
-            "cp /bin/busybox /out/suid && chown 0:0 /out/suid && chmod 6755 /out/suid && \
-             touch /out/plain && stat -c '%u %a' /out/suid",
-        ]);
+        if f.caller.user.is_none() {
+            // Root's own 0755 build directory: the container's root is not
+            // host root, so it could not write there; said up front.
+            let o = f.run(&["--bind", &bind, s(&t), "/bin/echo"]);
+            assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+            let e = stderr(&o);
+            assert_eq!(e.lines().count(), 1, "{e}");
+            assert!(e.contains("owned by host uid 0"), "{e}");
+            // Its advice, followed: give the directory to the container's root.
+            let ids = e
+                .split("`chown ")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit() && c != ':').next())
+                .unwrap_or_else(|| panic!("no chown advice in {e}"));
+            let (u, g) = ids.split_once(':').unwrap();
+            nix::unistd::chown(
+                &out,
+                Some(u.parse::<u32>().unwrap().into()),
+                Some(g.parse::<u32>().unwrap().into()),
+            )
+            .unwrap();
+        }
+        // Every id the container has, tried as the owner of a setuid copy of
+        // busybox: root's, the last one, nobody's, and 65535 (which an idmap
+        // showing host root as some container id would turn into host uid 0).
+        let script = "for id in 0 1 65534 65535; do \
+             cp /bin/busybox /out/suid-$id && chown $id:$id /out/suid-$id && \
+             chmod 6755 /out/suid-$id; done; touch /out/plain; stat -c '%u %a' /out/suid-0";
+        let o = f.run(&["--bind", &bind, s(&t), "/bin/sh", "-c", script]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert_eq!(stdout(&o), "0 6755\n", "inside, root's setuid file");
-        for name in ["suid", "plain"] {
-            let md = fs::metadata(out.join(name)).unwrap();
+        let mut seen = 0;
+        for e in fs::read_dir(&out).unwrap() {
+            let e = e.unwrap();
+            let md = e.metadata().unwrap();
+            seen += 1;
             assert!(
                 md.uid() != 0 && md.gid() != 0,
-                "{name} is owned by host root: {} {}",
+                "{:?} is owned by host root: {} {} mode {:o}",
+                e.file_name(),
                 md.uid(),
-                md.gid()
+                md.gid(),
+                md.mode()
             );
         }
+        assert!(seen >= 2, "nothing was created");
         if let Some((uid, gid)) = f.caller.user {
-            let md = fs::metadata(out.join("suid")).unwrap();
+            let md = fs::metadata(out.join("suid-0")).unwrap();
             assert_eq!((md.uid(), md.gid()), (uid, gid));
         }
     });
@@ -384,6 +410,7 @@ fn dir_is_never_written() {
         let t = f.hello("t");
         let host = f.path("host");
         fs::create_dir(&host).unwrap();
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o1777)).unwrap();
         f.own();
         let before = snapshot(&t);
         let bind = format!("{}:/mnt/x", s(&host));

@@ -32,21 +32,27 @@ fn a_dir_that_is_a_symlink_is_refused_not_followed() {
 #[test]
 fn a_filesystem_that_refuses_idmapping_names_it_and_the_way_out() {
     for caller in callers() {
-        // Only a root caller's binds are idmapped.
+        // Only a root caller's DIR and read-only binds are idmapped.
         if caller.user.is_some() || !caller.userns_ok {
             continue;
         }
         let f = Fixture::new(caller);
         let t = f.busybox("t");
-        let o = f.run(&["--bind", "/proc/self:/x", s(&t), "/bin/true"]);
+        let o = f.run(&["--ro-bind", "/proc/self:/x", s(&t), "/bin/true"]);
         one_line_125(
             &o,
-            "--bind \"/proc/self\": its filesystem (proc) cannot be idmapped",
+            "--ro-bind \"/proc/self\": its filesystem (proc) cannot be idmapped",
         );
         assert!(stderr(&o).contains("--host-root"), "{}", stderr(&o));
         assert!(!t.join("x").exists());
         // --host-root is the documented way back, and works.
-        let o = f.run(&["--host-root", "--bind", "/proc/self:/x", s(&t), "/bin/echo"]);
+        let o = f.run(&[
+            "--host-root",
+            "--ro-bind",
+            "/proc/self:/x",
+            s(&t),
+            "/bin/echo",
+        ]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
 }

@@ -181,6 +181,10 @@ fn binds_and_ro_binds() {
         let host = f.path("host");
         fs::create_dir(&host).unwrap();
         fs::write(host.join("f"), "data\n").unwrap();
+        // A shared, world-writable build directory: a root caller's
+        // container root is not host root, so a 0755 root-owned one would
+        // be refused (attacks.rs).
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o1777)).unwrap();
         let bind = format!("{}:/mnt/data", s(&host));
         let o = f.run(&[
             "--bind",
