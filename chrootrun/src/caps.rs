@@ -24,6 +24,10 @@ use rustix::thread::{
     set_no_new_privs, CapabilitySet, CapabilitySets,
 };
 
+fn errno(e: rustix::io::Errno) -> nix::errno::Errno {
+    nix::errno::Errno::from_raw(e.raw_os_error())
+}
+
 /// Docker's default capabilities.
 pub const DEFAULT: CapabilitySet = CapabilitySet::CHOWN
     .union(CapabilitySet::DAC_OVERRIDE)
@@ -72,10 +76,7 @@ pub fn drop_to(keep: CapabilitySet) -> Result<()> {
         match remove_capability_from_bounding_set(cap) {
             // EINVAL: a number past this kernel's CAP_LAST_CAP.
             Ok(()) | Err(rustix::io::Errno::INVAL) => {}
-            Err(e) => {
-                return Err(std::io::Error::from(e))
-                    .context("dropping capabilities (PR_CAPBSET_DROP)")
-            }
+            Err(e) => return Err(errno(e)).context("dropping capabilities (PR_CAPBSET_DROP)"),
         }
     }
     // Ambient capabilities exist since Linux 4.3; nothing to clear before.
@@ -88,10 +89,10 @@ pub fn drop_to(keep: CapabilitySet) -> Result<()> {
             inheritable: CapabilitySet::empty(),
         },
     )
-    .map_err(std::io::Error::from)
+    .map_err(errno)
     .context("dropping capabilities (capset)")?;
     set_no_new_privs(true)
-        .map_err(std::io::Error::from)
+        .map_err(errno)
         .context("setting no_new_privs")
 }
 

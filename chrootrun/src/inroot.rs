@@ -68,7 +68,7 @@ pub fn prepare(root: &Path, target: &Path, kind: Kind, create: bool) -> Result<P
                 if links > MAX_LINKS {
                     bail!("mount point {shown}: too many levels of symbolic links");
                 }
-                let dest = fs::read_link(&here).with_context(|| {
+                let dest = fs::read_link(&here).map_err(crate::os).with_context(|| {
                     format!("mount point {shown}: reading {}", inside.display())
                 })?;
                 if dest.is_absolute() {
@@ -108,7 +108,7 @@ pub fn prepare(root: &Path, target: &Path, kind: Kind, create: bool) -> Result<P
                 } else {
                     DirBuilder::new().mode(0o755).create(&here)
                 };
-                made.with_context(|| {
+                made.map_err(crate::os).with_context(|| {
                     format!(
                         "creating mount point {} inside the container",
                         inside.display()
@@ -117,7 +117,8 @@ pub fn prepare(root: &Path, target: &Path, kind: Kind, create: bool) -> Result<P
                 done.push(name);
             }
             Err(e) => {
-                return Err(e).with_context(|| format!("mount point {}", inside.display()));
+                return Err(crate::os(e))
+                    .with_context(|| format!("mount point {}", inside.display()));
             }
         }
     }

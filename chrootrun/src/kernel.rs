@@ -267,7 +267,7 @@ impl Kernel for Nix {
         let kind = match file.metadata() {
             Ok(md) if md.is_dir() => Kind::Dir,
             Ok(_) => Kind::File,
-            Err(e) => return Err(e).with_context(|| format!("{}", source.display())),
+            Err(e) => return Err(crate::os(e)).with_context(|| format!("{}", source.display())),
         };
         Ok((OwnedFd::from(file), kind))
     }
@@ -411,6 +411,7 @@ impl Kernel for Nix {
 
     fn symlink(&mut self, dest: &str, link: &Path) -> Result<()> {
         std::os::unix::fs::symlink(dest, link)
+            .map_err(crate::os)
             .with_context(|| format!("creating {}", link.display()))
     }
 
@@ -422,7 +423,9 @@ impl Kernel for Nix {
         let md = match std::fs::symlink_metadata(path) {
             Ok(md) => md,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e).with_context(|| format!("protecting {}", path.display())),
+            Err(e) => {
+                return Err(crate::os(e)).with_context(|| format!("protecting {}", path.display()))
+            }
         };
         let mount = match how {
             Protect::ReadOnly => {

@@ -88,6 +88,15 @@ pub(crate) fn reason(e: &std::io::Error) -> String {
     }
 }
 
+/// An io error as nix's Errno, whose message ("EACCES: Permission
+/// denied") has no "(os error N)" suffix, for `.map_err(os)?`.
+pub(crate) fn os(e: std::io::Error) -> anyhow::Error {
+    match e.raw_os_error() {
+        Some(n) => anyhow::Error::new(nix::errno::Errno::from_raw(n)),
+        None => anyhow::Error::new(e),
+    }
+}
+
 fn usage(msg: String) -> anyhow::Error {
     fail(RUNNER_FAILED, msg)
 }

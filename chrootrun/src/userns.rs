@@ -118,12 +118,16 @@ impl IdMaps {
             match fs::write(&path, "deny") {
                 // Kernels before 3.19 have no such file and need no deny.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                r => r.with_context(|| format!("writing {path}"))?,
+                r => r
+                    .map_err(crate::os)
+                    .with_context(|| format!("writing {path}"))?,
             }
         }
         for (name, map) in [("uid_map", &self.uid_map), ("gid_map", &self.gid_map)] {
             let path = format!("/proc/{pid}/{name}");
-            fs::write(&path, map).with_context(|| format!("writing {path}"))?;
+            fs::write(&path, map)
+                .map_err(crate::os)
+                .with_context(|| format!("writing {path}"))?;
         }
         Ok(())
     }
