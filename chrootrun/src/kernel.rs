@@ -134,26 +134,29 @@ pub fn mount_setattr(
 /// map: the host-side step for a root caller, which alone holds
 /// CAP_SYS_ADMIN over the host's filesystems (idmapped mounts need it in
 /// the filesystem's user namespace).
+/// `recursive` takes the submounts along (a bind source's); DIR's own
+/// are left out, so one that cannot be idmapped (a proc, a devtmpfs) does
+/// not stop the run, and the overlay uses only the top mount anyway.
 pub fn idmapped_clone(
     dfd: BorrowedFd<'_>,
     userns: Option<BorrowedFd<'_>>,
     attrs: MountAttrFlags,
+    recursive: bool,
 ) -> std::result::Result<OwnedFd, (&'static str, Errno)> {
-    let fd = open_tree(
-        dfd,
-        "",
-        OpenTreeFlags::OPEN_TREE_CLONE
-            | OpenTreeFlags::OPEN_TREE_CLOEXEC
-            | OpenTreeFlags::AT_EMPTY_PATH
-            | OpenTreeFlags::AT_RECURSIVE,
-    )
-    .map_err(|e| ("open_tree", Errno::from_raw(e.raw_os_error())))?;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_EMPTY_PATH;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    let fd =
+        open_tree(dfd, "", flags).map_err(|e| ("open_tree", Errno::from_raw(e.raw_os_error())))?;
     let step = if userns.is_some() {
         "mount_setattr(MOUNT_ATTR_IDMAP)"
     } else {
         "mount_setattr"
     };
-    mount_setattr(fd.as_fd(), c"", true, attrs, userns).map_err(|e| (step, e))?;
+    mount_setattr(fd.as_fd(), c"", recursive, attrs, userns).map_err(|e| (step, e))?;
     Ok(fd)
 }
 
@@ -361,7 +364,9 @@ impl Kernel for Nix {
             .context("mounting the overlay: userxattr")?;
         fsconfig_create(ov.as_fd())
             .map_err(errno)
-            .context("mounting the overlay")?;
+            .context(
+                "mounting the overlay over DIR (if its filesystem cannot be an overlay's lower layer, --rw runs on DIR itself)",
+            )?;
         fsmount(ov.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs)
             .map_err(errno)
             .context("mounting the overlay: fsmount")

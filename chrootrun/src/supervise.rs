@@ -191,7 +191,7 @@ fn idmapped_mounts(
     } else {
         MountAttrFlags::MOUNT_ATTR_RDONLY
     };
-    let root = kernel::idmapped_clone(dir.as_fd(), Some(userns.as_fd()), setup::safe() | ro)
+    let root = kernel::idmapped_clone(dir.as_fd(), Some(userns.as_fd()), setup::safe() | ro, false)
         .map_err(|(step, e)| refused(&opts.program.dir, dir.as_fd(), step, e))?;
     let mut binds = Vec::new();
     for m in &opts.plan.mounts {
@@ -229,10 +229,11 @@ fn idmapped_mounts(
                 src.as_fd(),
                 Some(userns.as_fd()),
                 setup::safe() | MountAttrFlags::MOUNT_ATTR_RDONLY,
+                true,
             )
         } else {
             writable_for_the_container(shown, &src, maps)?;
-            kernel::idmapped_clone(src.as_fd(), None, setup::safe())
+            kernel::idmapped_clone(src.as_fd(), None, setup::safe(), true)
         }
         .map_err(|(step, e)| refused(shown, src.as_fd(), step, e))?;
         binds.push(fd);
