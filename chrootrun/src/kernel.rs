@@ -83,6 +83,27 @@ pub trait Kernel {
     fn chdir(&mut self, dir: &Path) -> Result<()>;
 }
 
+/// The parent's privileged steps for a root caller, in the host's user
+/// namespace: only there is CAP_SYS_ADMIN over the host's filesystems,
+/// which idmapped mounts need. The real one is in `supervise.rs`.
+pub trait Host {
+    /// A detached mount, sent to the child.
+    type Mount;
+    /// Opens the child's user namespace, whose id map the idmaps use.
+    fn open_userns(&mut self) -> Result<()>;
+    /// DIR, by its descriptor, without its submounts, idmapped.
+    fn clone_dir(&mut self, attrs: MountAttrFlags) -> Result<Self::Mount>;
+    /// A bind source, opened once by its canonical name, with its
+    /// submounts; idmapped when `idmap`. `shown` names it in messages.
+    fn clone_source(
+        &mut self,
+        source: &Path,
+        shown: &str,
+        idmap: bool,
+        attrs: MountAttrFlags,
+    ) -> Result<Self::Mount>;
+}
+
 /// The kernel's `struct mount_attr` (include/uapi/linux/mount.h).
 #[repr(C)]
 struct MountAttr {

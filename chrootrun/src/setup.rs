@@ -29,7 +29,7 @@ use anyhow::Result;
 use rustix::mount::MountAttrFlags;
 
 use crate::inroot::Kind;
-use crate::kernel::{Kernel, Protect};
+use crate::kernel::{Host, Kernel, Protect};
 
 /// What the child sets up before it runs the command.
 #[derive(Debug, Clone)]
@@ -114,6 +114,50 @@ pub fn safe() -> MountAttrFlags {
 pub struct Given<D> {
     pub root: D,
     pub binds: Vec<(D, Kind)>,
+}
+
+/// The parent's half for a root caller: DIR and the bind sources cloned
+/// in the host's namespaces and sent to the child. DIR and `--ro-bind`
+/// sources are idmapped through the container's user namespace, so they
+/// show their on-disk owners. A `--bind` source is not: the files the
+/// program creates there are owned on disk by its remapped ids (Docker's
+/// userns-remap), and the host's root stays outside its ids. Any id map
+/// that showed root's files as some container id would let the program
+/// `chown` a file to that id and `chmod 6755` it, a setuid-root file on
+/// the host, since CAP_CHOWN and CAP_SETUID reach every mapped id
+/// (capabilities(7), "capable_wrt_inode_uidgid"); podman's idmapped
+/// volumes allow exactly that.
+pub fn host<H: Host>(h: &mut H, plan: &Plan) -> Result<(H::Mount, Vec<H::Mount>)> {
+    h.open_userns()?;
+    // Read-only under the overlay: DIR cannot be written through it.
+    let ro = if plan.rw {
+        MountAttrFlags::empty()
+    } else {
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+    };
+    let root = h.clone_dir(safe() | ro)?;
+    let mut binds = Vec::new();
+    for m in &plan.mounts {
+        if let Mount::Bind {
+            source,
+            readonly,
+            shown,
+            ..
+        } = m
+        {
+            binds.push(if *readonly {
+                h.clone_source(
+                    source,
+                    shown,
+                    true,
+                    safe() | MountAttrFlags::MOUNT_ATTR_RDONLY,
+                )?
+            } else {
+                h.clone_source(source, shown, false, safe())?
+            });
+        }
+    }
+    Ok((root, binds))
 }
 
 enum Ready<D> {
@@ -394,6 +438,69 @@ mod tests {
         fn chdir(&mut self, dir: &Path) -> Result<()> {
             self.note("chdir", dir.display().to_string())
         }
+    }
+
+    impl Host for Recorder {
+        type Mount = String;
+        fn open_userns(&mut self) -> Result<()> {
+            self.note("userns", String::new())
+        }
+        fn clone_dir(&mut self, attrs: MountAttrFlags) -> Result<String> {
+            let s = format!("dir idmap{}", flags(attrs));
+            self.note("host-clone", s.clone())?;
+            Ok(s)
+        }
+        fn clone_source(
+            &mut self,
+            source: &Path,
+            _shown: &str,
+            idmap: bool,
+            attrs: MountAttrFlags,
+        ) -> Result<String> {
+            let how = if idmap { " idmap" } else { "" };
+            let s = format!("{}{how}{}", source.display(), flags(attrs));
+            self.note("host-clone", s.clone())?;
+            Ok(s)
+        }
+    }
+
+    #[test]
+    fn a_root_caller_idmaps_dir_and_ro_binds_but_not_writable_binds() {
+        let mut k = Recorder::default();
+        let p = plan(vec![
+            Mount::Bind {
+                source: "/out".into(),
+                target: "/out".into(),
+                readonly: false,
+                shown: String::new(),
+            },
+            Mount::Bind {
+                source: "/src".into(),
+                target: "/src".into(),
+                readonly: true,
+                shown: String::new(),
+            },
+        ]);
+        let (root, binds) = host(&mut k, &p).unwrap();
+        assert_eq!(
+            k.calls,
+            [
+                "userns",
+                "host-clone dir idmap,ro,nosuid,nodev",
+                "host-clone /out,nosuid,nodev",
+                "host-clone /src idmap,ro,nosuid,nodev",
+            ]
+        );
+        // The child then uses them as given, in the same order.
+        let mut c = Recorder::default();
+        let given = Given {
+            root,
+            binds: binds.into_iter().map(|b| (b, Kind::Dir)).collect(),
+        };
+        run(&mut c, &p, Some(given)).unwrap();
+        c.pos("attach /out,nosuid,nodev on /out");
+        c.pos("attach /src idmap,ro,nosuid,nodev on /src");
+        c.pos("overlay dir idmap,ro,nosuid,nodev");
     }
 
     fn plan(mounts: Vec<Mount>) -> Plan {

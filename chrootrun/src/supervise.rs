@@ -29,7 +29,6 @@ use filtertool::exit::{RUNNER_FAILED, TIMEOUT};
 use filtertool::fail;
 
 use crate::inroot::Kind;
-use crate::setup::Mount;
 use crate::userns::{self, IdMaps, Knobs};
 use crate::{caps, execute, fds, kernel, setup, Options};
 
@@ -151,61 +150,67 @@ fn fs_name(fd: BorrowedFd<'_>) -> String {
     format!("its filesystem ({name})")
 }
 
-/// The host-side step for a root caller: DIR and every bind source cloned
-/// and idmapped here, where CAP_SYS_ADMIN over the host's filesystems is.
-fn idmapped_mounts(
-    opts: &Options,
-    dir: &OwnedFd,
+/// The host-side steps for a root caller (see [`setup::host`]), for real.
+struct HostNix<'a> {
+    opts: &'a Options,
+    dir: &'a OwnedFd,
     child: Pid,
-    maps: &IdMaps,
-) -> anyhow::Result<(OwnedFd, Vec<OwnedFd>)> {
-    let userns_path = format!("/proc/{child}/ns/user");
-    let userns = rustix::fs::open(
-        userns_path.as_str(),
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| {
-        fail(
-            RUNNER_FAILED,
-            format!(
-                "opening the container's user namespace: {}",
-                Errno::from_raw(e.raw_os_error()).desc()
-            ),
+    maps: &'a IdMaps,
+    userns: Option<OwnedFd>,
+}
+
+/// A refused clone or idmap as one line; EINVAL is the filesystem's refusal.
+fn refused(what: &str, fd: BorrowedFd<'_>, step: &str, e: Errno) -> anyhow::Error {
+    let why = if e == Errno::EINVAL {
+        format!(
+            "{} cannot be idmapped ({step}: {}); --host-root runs the program with the caller's own ids instead (unsafe: the program is then host root)",
+            fs_name(fd),
+            e.desc()
         )
-    })?;
-    let refused = |what: &str, fd: BorrowedFd<'_>, step: &str, e: Errno| {
-        let why = if e == Errno::EINVAL {
-            format!(
-                "{} cannot be idmapped ({step}: {}); --host-root runs the program with the caller's own ids instead (unsafe: the program is then host root)",
-                fs_name(fd),
-                e.desc()
-            )
-        } else {
-            format!("{step}: {}", e.desc())
-        };
-        fail(RUNNER_FAILED, format!("{what}: {why}"))
-    };
-    let ro = if opts.plan.rw {
-        MountAttrFlags::empty()
     } else {
-        MountAttrFlags::MOUNT_ATTR_RDONLY
+        format!("{step}: {}", e.desc())
     };
-    let root = kernel::idmapped_clone(dir.as_fd(), Some(userns.as_fd()), setup::safe() | ro, false)
-        .map_err(|(step, e)| refused(&opts.program.dir, dir.as_fd(), step, e))?;
-    let mut binds = Vec::new();
-    for m in &opts.plan.mounts {
-        let Mount::Bind {
-            source,
-            readonly,
-            shown,
-            ..
-        } = m
-        else {
-            continue;
-        };
+    fail(RUNNER_FAILED, format!("{what}: {why}"))
+}
+
+impl kernel::Host for HostNix<'_> {
+    type Mount = OwnedFd;
+
+    fn open_userns(&mut self) -> anyhow::Result<()> {
+        let path = format!("/proc/{}/ns/user", self.child);
+        let fd = rustix::fs::open(
+            path.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| {
+            fail(
+                RUNNER_FAILED,
+                format!(
+                    "opening the container's user namespace: {}",
+                    Errno::from_raw(e.raw_os_error()).desc()
+                ),
+            )
+        })?;
+        self.userns = Some(fd);
+        Ok(())
+    }
+
+    fn clone_dir(&mut self, attrs: MountAttrFlags) -> anyhow::Result<OwnedFd> {
+        let ns = self.userns.as_ref().map(|u| u.as_fd());
+        kernel::idmapped_clone(self.dir.as_fd(), ns, attrs, false)
+            .map_err(|(step, e)| refused(&self.opts.program.dir, self.dir.as_fd(), step, e))
+    }
+
+    fn clone_source(
+        &mut self,
+        source: &Path,
+        shown: &str,
+        idmap: bool,
+        attrs: MountAttrFlags,
+    ) -> anyhow::Result<OwnedFd> {
         let src = rustix::fs::open(
-            source.as_path(),
+            source,
             OFlags::PATH | OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         )
@@ -215,30 +220,15 @@ fn idmapped_mounts(
                 format!("{shown}: {}", Errno::from_raw(e.raw_os_error()).desc()),
             )
         })?;
-        // A read-only bind is idmapped like DIR, so it shows its owners as
-        // they are on disk: nothing can be created or changed through it. A
-        // writable one is not idmapped at all: what the program creates
-        // there is owned on disk by its remapped ids, as under Docker's
-        // userns-remap, and the host's root stays outside its ids. (Any
-        // id map that showed root's files as some container id would let
-        // the program `chown` a file to that id and `chmod 6755` it, a
-        // setuid-root file on the host: CAP_CHOWN and CAP_SETUID reach
-        // every mapped id. Podman's idmapped volumes allow exactly that.)
-        let fd = if *readonly {
-            kernel::idmapped_clone(
-                src.as_fd(),
-                Some(userns.as_fd()),
-                setup::safe() | MountAttrFlags::MOUNT_ATTR_RDONLY,
-                true,
-            )
+        let ns = if idmap {
+            self.userns.as_ref().map(|u| u.as_fd())
         } else {
-            writable_for_the_container(shown, &src, maps)?;
-            kernel::idmapped_clone(src.as_fd(), None, setup::safe(), true)
-        }
-        .map_err(|(step, e)| refused(shown, src.as_fd(), step, e))?;
-        binds.push(fd);
+            writable_for_the_container(shown, &src, self.maps)?;
+            None
+        };
+        kernel::idmapped_clone(src.as_fd(), ns, attrs, true)
+            .map_err(|(step, e)| refused(shown, src.as_fd(), step, e))
     }
-    Ok((root, binds))
 }
 
 /// A writable bind directory owned by an id outside the container's (the
@@ -364,7 +354,14 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let mut send: Vec<OwnedFd> = Vec::new();
     if idmap {
-        let (root, binds) = idmapped_mounts(opts, &dir, child, &maps)?;
+        let mut h = HostNix {
+            opts,
+            dir: &dir,
+            child,
+            maps: &maps,
+            userns: None,
+        };
+        let (root, binds) = setup::host(&mut h, &opts.plan)?;
         send.push(root);
         send.extend(binds);
     }
