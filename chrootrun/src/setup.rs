@@ -125,7 +125,7 @@ pub struct Given<D> {
 /// that showed root's files as some container id would let the program
 /// `chown` a file to that id and `chmod 6755` it, a setuid-root file on
 /// the host, since CAP_CHOWN and CAP_SETUID reach every mapped id
-/// (capabilities(7), "capable_wrt_inode_uidgid"); podman's idmapped
+/// (capable_wrt_inode_uidgid in kernel/capability.c); podman's idmapped
 /// volumes allow exactly that.
 pub fn host<H: Host>(h: &mut H, plan: &Plan) -> Result<(H::Mount, Vec<H::Mount>)> {
     h.open_userns()?;
