@@ -1,6 +1,6 @@
 //! Closing the descriptors a caller left open that name a place in the
-//! host's file tree, before the container is set up (issue 8: "it must not
-//! leak a directory fd of the host into the container").
+//! host's file tree, before the container is set up so that none of them
+//! is a way back to the host from inside.
 //!
 //! A directory fd is a way out of any chroot or pivot_root: the root only
 //! bounds path lookups that start at `/` or the cwd, while `openat(fd, "..")`

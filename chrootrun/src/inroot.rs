@@ -44,9 +44,9 @@ fn joined(done: &[OsString]) -> PathBuf {
 }
 
 /// Resolves `target` (read as an absolute path inside the root) under the
-/// host directory `root`, creating what is missing, and returns it as an
-/// absolute path inside the root (`/a/b`).
-pub fn prepare(root: &Path, target: &Path, kind: Kind) -> Result<PathBuf> {
+/// host directory `root`, creating what is missing where `create` allows,
+/// and returns it as an absolute path inside the root (`/a/b`).
+pub fn prepare(root: &Path, target: &Path, kind: Kind, create: bool) -> Result<PathBuf> {
     let shown = target.display();
     let mut pending = Vec::new();
     push_reversed(&mut pending, target);
@@ -68,7 +68,7 @@ pub fn prepare(root: &Path, target: &Path, kind: Kind) -> Result<PathBuf> {
                 if links > MAX_LINKS {
                     bail!("mount point {shown}: too many levels of symbolic links");
                 }
-                let dest = fs::read_link(&here).with_context(|| {
+                let dest = fs::read_link(&here).map_err(crate::os).with_context(|| {
                     format!("mount point {shown}: reading {}", inside.display())
                 })?;
                 if dest.is_absolute() {
@@ -91,6 +91,12 @@ pub fn prepare(root: &Path, target: &Path, kind: Kind) -> Result<PathBuf> {
                 }
                 done.push(name);
             }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !create => {
+                bail!(
+                    "mount point {shown}: {} does not exist in DIR, and with --rw chrootrun writes nothing into DIR (create it there, or drop --rw)",
+                    inside.display()
+                );
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let made = if last && kind == Kind::File {
                     OpenOptions::new()
@@ -102,7 +108,7 @@ pub fn prepare(root: &Path, target: &Path, kind: Kind) -> Result<PathBuf> {
                 } else {
                     DirBuilder::new().mode(0o755).create(&here)
                 };
-                made.with_context(|| {
+                made.map_err(crate::os).with_context(|| {
                     format!(
                         "creating mount point {} inside the container",
                         inside.display()
@@ -111,7 +117,8 @@ pub fn prepare(root: &Path, target: &Path, kind: Kind) -> Result<PathBuf> {
                 done.push(name);
             }
             Err(e) => {
-                return Err(e).with_context(|| format!("mount point {}", inside.display()));
+                return Err(crate::os(e))
+                    .with_context(|| format!("mount point {}", inside.display()));
             }
         }
     }
@@ -126,15 +133,15 @@ mod tests {
     #[test]
     fn creates_missing_directories_and_files() {
         let t = tempfile::tempdir().unwrap();
-        let p = prepare(t.path(), Path::new("/a/b/c"), Kind::Dir).unwrap();
+        let p = prepare(t.path(), Path::new("/a/b/c"), Kind::Dir, true).unwrap();
         assert_eq!(p, Path::new("/a/b/c"));
         assert!(t.path().join("a/b/c").is_dir());
-        let p = prepare(t.path(), Path::new("/a/f"), Kind::File).unwrap();
+        let p = prepare(t.path(), Path::new("/a/f"), Kind::File, true).unwrap();
         assert_eq!(p, Path::new("/a/f"));
         assert!(t.path().join("a/f").is_file());
         // Existing points are reused.
         assert_eq!(
-            prepare(t.path(), Path::new("a/b/c"), Kind::Dir).unwrap(),
+            prepare(t.path(), Path::new("a/b/c"), Kind::Dir, true).unwrap(),
             Path::new("/a/b/c")
         );
     }
@@ -144,7 +151,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         fs::create_dir_all(t.path().join("real/run")).unwrap();
         symlink("/real", t.path().join("var")).unwrap();
-        let p = prepare(t.path(), Path::new("/var/run/x"), Kind::Dir).unwrap();
+        let p = prepare(t.path(), Path::new("/var/run/x"), Kind::Dir, true).unwrap();
         assert_eq!(p, Path::new("/real/run/x"));
         assert!(t.path().join("real/run/x").is_dir());
     }
@@ -156,25 +163,25 @@ mod tests {
         fs::create_dir(&root).unwrap();
         fs::create_dir(t.path().join("outside")).unwrap();
         symlink("../outside", root.join("esc")).unwrap();
-        let e = prepare(&root, Path::new("/esc/sub"), Kind::Dir).unwrap_err();
+        let e = prepare(&root, Path::new("/esc/sub"), Kind::Dir, true).unwrap_err();
         assert!(
             format!("{e:#}").contains("leads above the container root"),
             "{e:#}"
         );
         assert!(!t.path().join("outside/sub").exists());
-        assert!(prepare(&root, Path::new("/../x"), Kind::Dir).is_err());
+        assert!(prepare(&root, Path::new("/../x"), Kind::Dir, true).is_err());
     }
 
     #[test]
     fn kind_mismatch_and_loops_are_errors() {
         let t = tempfile::tempdir().unwrap();
         fs::write(t.path().join("file"), "").unwrap();
-        assert!(prepare(t.path(), Path::new("/file"), Kind::Dir).is_err());
-        assert!(prepare(t.path(), Path::new("/file/x"), Kind::File).is_err());
+        assert!(prepare(t.path(), Path::new("/file"), Kind::Dir, true).is_err());
+        assert!(prepare(t.path(), Path::new("/file/x"), Kind::File, true).is_err());
         fs::create_dir(t.path().join("d")).unwrap();
-        assert!(prepare(t.path(), Path::new("/d"), Kind::File).is_err());
+        assert!(prepare(t.path(), Path::new("/d"), Kind::File, true).is_err());
         symlink("loop", t.path().join("loop")).unwrap();
-        let e = prepare(t.path(), Path::new("/loop/x"), Kind::Dir).unwrap_err();
+        let e = prepare(t.path(), Path::new("/loop/x"), Kind::Dir, true).unwrap_err();
         assert!(format!("{e:#}").contains("too many levels"), "{e:#}");
     }
 }

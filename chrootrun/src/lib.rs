@@ -1,21 +1,43 @@
-//! `chrootrun`: run a container tree as root in a user namespace, with the
-//! tree made the root by `pivot_root` (issue 5; DESIGN.md "Running in a
-//! chroot").
+//! `chrootrun`: run a container tree as root in new user, mount, PID, UTS
+//! and IPC namespaces, with an overlay over the tree made the root by
+//! `pivot_root`, so that the program inside reaches nothing of the host's
+//! whoever starts it.
 //!
-//! Two processes, and why:
+//! Two processes (three without `--proc`), and why:
 //!
 //! ```text
-//! chrootrun  (stays in the host's namespaces: writes the child's id maps,
-//!   │         waits, forwards signals, enforces --timeout; not dumpable)
-//!   └─ child, born by clone(CLONE_NEWUSER|CLONE_NEWNS|…): mounts, pivot_root,
-//!      then execs CMD — or, for --timeout without --proc, stays as a tiny
-//!      PID 1 that forks CMD, so killing it kills everything CMD started
+//! chrootrun  (stays in the host's namespaces: opens DIR once, writes the
+//!   │         child's id maps, for a root caller clones and idmaps DIR and
+//!   │         the bind sources, sends them over a socket; then waits,
+//!   │         forwards signals, enforces --timeout; not dumpable)
+//!   └─ child, born by clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|…), PID 1:
+//!      becomes root, setsid, mounts, pivot_root, drops capabilities and
+//!      execs CMD (--proc) — or stays as a tiny init that forks CMD
 //! ```
 //!
-//! The parent writes the maps because root's identity map of its whole id
-//! range can only be written from the parent namespace, and it stays
-//! outside so nothing the container can reach holds the host's tree.
+//! The parent writes the maps because a map of more than the caller's own
+//! id can only be written from the parent namespace, and it makes a root
+//! caller's idmapped mounts because mount_setattr(MOUNT_ATTR_IDMAP) needs
+//! CAP_SYS_ADMIN in the user namespace that owns the filesystem: the
+//! host's. It stays outside so nothing the container can reach holds the
+//! host's tree.
+//!
+//! How each attack on the host is made impossible:
+//! - a root caller's program never is host uid 0: the container maps to
+//!   root's /etc/subuid range or [`userns::FALLBACK`], and DIR keeps its
+//!   on-disk owners through an idmapped mount (`supervise.rs`);
+//! - files it makes in a `--bind` belong to its remapped ids (a writable
+//!   bind is not idmapped, so the host's root is none of the container's
+//!   ids and nothing can be chowned to it), and every mount is nosuid, nodev;
+//! - DIR is opened once with `O_PATH|O_DIRECTORY|O_NOFOLLOW` and only that
+//!   descriptor is used after (`setup.rs`), and it is never written: the
+//!   root is an overlay whose upper layer is a tmpfs (`--rw` aside);
+//! - a PID namespace always; a session of its own (TIOCSTI);
+//! - /proc's OCI masked and read-only paths, and no CAP_SYS_ADMIN for the
+//!   program, so read-only mounts stay so (`caps.rs`);
+//! - the environment is Docker's defaults plus TERM and --env.
 
+pub mod caps;
 pub mod cli;
 pub mod execute;
 pub mod fds;
@@ -33,6 +55,7 @@ use std::time::Duration;
 
 use filtertool::exit::RUNNER_FAILED;
 use filtertool::fail;
+use filtertool::quote::quote_path;
 
 use crate::cli::Cli;
 use crate::execute::Program;
@@ -43,7 +66,13 @@ pub const TOOL: &str = "chrootrun";
 /// Everything a run needs, checked before any namespace exists.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// DIR as the user named it (opened once, without following a symlink).
+    pub root: PathBuf,
     pub plan: Plan,
+    pub host_root: bool,
+    pub map_users: bool,
+    /// The capabilities the program keeps.
+    pub caps: rustix::thread::CapabilitySet,
     pub program: Program,
     pub timeout: Option<Duration>,
     /// --proc: the program is PID 1 of a new PID namespace.
@@ -52,10 +81,19 @@ pub struct Options {
 }
 
 /// An io error's reason without Rust's "(os error N)" suffix.
-fn reason(e: &std::io::Error) -> String {
+pub(crate) fn reason(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
         None => e.to_string(),
+    }
+}
+
+/// An io error as nix's Errno, whose message ("EACCES: Permission
+/// denied") has no "(os error N)" suffix, for `.map_err(os)?`.
+pub(crate) fn os(e: std::io::Error) -> anyhow::Error {
+    match e.raw_os_error() {
+        Some(n) => anyhow::Error::new(nix::errno::Errno::from_raw(n)),
+        None => anyhow::Error::new(e),
     }
 }
 
@@ -69,13 +107,10 @@ fn cstring(bytes: Vec<u8>, what: &str) -> anyhow::Result<CString> {
 
 impl Options {
     pub fn from_cli(cli: Cli) -> anyhow::Result<Options> {
-        let shown = cli.dir.display().to_string();
-        let root = match fs::metadata(&cli.dir) {
-            Ok(md) if md.is_dir() => fs::canonicalize(&cli.dir)
-                .map_err(|e| fail(RUNNER_FAILED, format!("{shown}: {}", reason(&e))))?,
-            Ok(_) => return Err(fail(RUNNER_FAILED, format!("{shown}: not a directory"))),
-            Err(e) => return Err(fail(RUNNER_FAILED, format!("{shown}: {}", reason(&e)))),
-        };
+        let shown = quote_path(&cli.dir);
+        if cli.mount_count() > 250 {
+            return Err(usage("more than 250 --bind/--ro-bind options".into()));
+        }
 
         let mut mounts = Vec::new();
         if cli.proc {
@@ -106,10 +141,12 @@ impl Options {
                 )));
             }
             let src = Path::new(std::ffi::OsStr::from_bytes(src));
+            // Absolute, because the parent enters DIR before it opens the
+            // sources; the source is then opened once, by this name.
             let source = fs::canonicalize(src).map_err(|e| {
                 fail(
                     RUNNER_FAILED,
-                    format!("{opt} {}: {}", src.display(), reason(&e)),
+                    format!("{opt} {}: {}", quote_path(src), reason(&e)),
                 )
             })?;
             let target = PathBuf::from(std::ffi::OsStr::from_bytes(dst));
@@ -117,6 +154,7 @@ impl Options {
                 source,
                 target,
                 readonly,
+                shown: format!("{opt} {}", quote_path(src)),
             });
         }
         setup::sort_mounts(&mut mounts);
@@ -130,12 +168,17 @@ impl Options {
             }
         }
 
-        // The environment: inherited (or empty), then --env in order.
-        let mut env: Vec<(OsString, OsString)> = if cli.clearenv {
-            Vec::new()
-        } else {
-            std::env::vars_os().collect()
-        };
+        // The environment is the container's, not the host's: Docker's
+        // defaults (PATH, HOME=/root) and the caller's TERM, which says
+        // what the terminal understands; then --env in order.
+        let mut env: Vec<(OsString, OsString)> = Vec::new();
+        if !cli.clearenv {
+            env.push(("PATH".into(), execute::DEFAULT_PATH.into()));
+            env.push(("HOME".into(), "/root".into()));
+            if let Some(term) = std::env::var_os("TERM") {
+                env.push(("TERM".into(), term));
+            }
+        }
         for kv in &cli.env {
             let b = kv.as_bytes();
             let Some(i) = b.iter().position(|&c| c == b'=').filter(|&i| i > 0) else {
@@ -178,10 +221,14 @@ impl Options {
             .collect::<anyhow::Result<Vec<_>>>()?;
 
         Ok(Options {
+            root: cli.dir,
+            host_root: cli.host_root,
+            map_users: cli.map_users,
+            caps: caps::resolve(&cli.cap_add, &cli.cap_drop),
             plan: Plan {
-                root,
                 mounts,
                 readonly_root: cli.ro,
+                rw: cli.rw,
                 hostname: cli.hostname,
                 loopback: cli.net,
                 cwd: cli.cwd.unwrap_or_else(|| PathBuf::from("/")),

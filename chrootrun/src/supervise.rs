@@ -1,12 +1,13 @@
 //! The parent and the child of a run (see the crate docs for the layout):
-//! clone into new namespaces, write the id maps, report the child's setup
-//! errors through a close-on-exec pipe, wait, forward signals, and kill the
-//! whole PID namespace on --timeout.
+//! clone into new namespaces, write the id maps, make a root caller's
+//! idmapped mounts and send them over a socket (SCM_RIGHTS, unix(7)),
+//! report the child's setup errors through a close-on-exec pipe, wait,
+//! forward signals, and kill the whole PID namespace on --timeout.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::mem::MaybeUninit;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,14 +16,21 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
+use rustix::fs::OFlags;
+use rustix::mount::MountAttrFlags;
 
 use filtertool::exit::{RUNNER_FAILED, TIMEOUT};
 use filtertool::fail;
 
+use crate::inroot::Kind;
 use crate::userns::{self, IdMaps, Knobs};
-use crate::{execute, fds, kernel, setup, Options};
+use crate::{caps, execute, fds, kernel, setup, Options};
 
 /// The signals the parent (and the tiny init) handle synchronously.
 /// How long a --proc program has to act on a forwarded signal before it
@@ -97,36 +105,211 @@ fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> Option<libc::siginfo_
     (ret > 0).then(|| unsafe { info.assume_init() })
 }
 
+/// Opens DIR once: `O_PATH|O_DIRECTORY|O_NOFOLLOW`, so a symlink swapped in
+/// for it (or DIR itself being one) is refused rather than followed, and
+/// every later step uses this descriptor (fchdir, open_tree).
+fn open_dir(dir: &Path, shown: &str) -> anyhow::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::open(dir, flags, rustix::fs::Mode::empty()).map_err(|e| {
+        let why = match fs::symlink_metadata(dir) {
+            Ok(md) if md.file_type().is_symlink() => {
+                "a symbolic link; chrootrun follows none for DIR (name the directory itself)"
+                    .to_string()
+            }
+            Ok(md) if !md.is_dir() => "not a directory".to_string(),
+            _ => Errno::from_raw(e.raw_os_error()).desc().to_string(),
+        };
+        fail(RUNNER_FAILED, format!("{shown}: {why}"))
+    })
+}
+
+/// The name of the filesystem at `fd`, for the idmapping refusal.
+fn fs_name(fd: BorrowedFd<'_>) -> String {
+    let Ok(st) = rustix::fs::fstatfs(fd) else {
+        return "its filesystem".into();
+    };
+    // Magic numbers from include/uapi/linux/magic.h.
+    let name = match st.f_type as u64 {
+        0xEF53 => "ext4",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0x0102_1994 => "tmpfs",
+        0x794C_7630 => "overlayfs",
+        0x6969 => "nfs",
+        0x6573_5546 => "fuse",
+        0x0102_1997 => "9p",
+        0x858_458F6 => "ramfs",
+        0x7371_7368 => "squashfs",
+        0xF2F5_2010 => "f2fs",
+        0x4d44 => "vfat",
+        0x9fa0 => "proc",
+        0x6265_6572 => "sysfs",
+        0x1cd1 => "devpts",
+        other => return format!("its filesystem (type 0x{other:x})"),
+    };
+    format!("its filesystem ({name})")
+}
+
+/// The host-side steps for a root caller (see [`setup::host`]), for real.
+struct HostNix<'a> {
+    opts: &'a Options,
+    dir: &'a OwnedFd,
+    child: Pid,
+    maps: &'a IdMaps,
+    userns: Option<OwnedFd>,
+}
+
+/// A refused clone or idmap as one line; EINVAL is the filesystem's refusal.
+fn refused(what: &str, fd: BorrowedFd<'_>, step: &str, e: Errno) -> anyhow::Error {
+    let why = if e == Errno::EINVAL {
+        format!(
+            "{} cannot be idmapped ({step}: {}); --host-root runs the program with the caller's own ids instead (unsafe: the program is then host root)",
+            fs_name(fd),
+            e.desc()
+        )
+    } else {
+        format!("{step}: {}", e.desc())
+    };
+    fail(RUNNER_FAILED, format!("{what}: {why}"))
+}
+
+impl kernel::Host for HostNix<'_> {
+    type Mount = OwnedFd;
+
+    fn open_userns(&mut self) -> anyhow::Result<()> {
+        let path = format!("/proc/{}/ns/user", self.child);
+        let fd = rustix::fs::open(
+            path.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| {
+            fail(
+                RUNNER_FAILED,
+                format!(
+                    "opening the container's user namespace: {}",
+                    Errno::from_raw(e.raw_os_error()).desc()
+                ),
+            )
+        })?;
+        self.userns = Some(fd);
+        Ok(())
+    }
+
+    fn clone_dir(&mut self, attrs: MountAttrFlags) -> anyhow::Result<OwnedFd> {
+        let ns = self.userns.as_ref().map(|u| u.as_fd());
+        kernel::idmapped_clone(self.dir.as_fd(), ns, attrs, false)
+            .map_err(|(step, e)| refused(&self.opts.program.dir, self.dir.as_fd(), step, e))
+    }
+
+    fn clone_source(
+        &mut self,
+        source: &Path,
+        shown: &str,
+        idmap: bool,
+        attrs: MountAttrFlags,
+    ) -> anyhow::Result<OwnedFd> {
+        let src = rustix::fs::open(
+            source,
+            OFlags::PATH | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| {
+            fail(
+                RUNNER_FAILED,
+                format!("{shown}: {}", Errno::from_raw(e.raw_os_error()).desc()),
+            )
+        })?;
+        let ns = if idmap {
+            self.userns.as_ref().map(|u| u.as_fd())
+        } else {
+            writable_for_the_container(shown, &src, self.maps)?;
+            None
+        };
+        kernel::idmapped_clone(src.as_fd(), ns, attrs, true)
+            .map_err(|(step, e)| refused(shown, src.as_fd(), step, e))
+    }
+}
+
+/// A writable bind directory owned by an id outside the container's (the
+/// host's root, typically) and closed to others could not be written by
+/// the program: say so now, with the fix, rather than let it fail later
+/// with EACCES.
+fn writable_for_the_container(shown: &str, src: &OwnedFd, maps: &IdMaps) -> anyhow::Result<()> {
+    let Ok(st) = rustix::fs::fstat(src) else {
+        return Ok(());
+    };
+    let dir = rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir();
+    let Some((start, count)) = maps.uid_range() else {
+        return Ok(());
+    };
+    let inside = (start..start + count).contains(&u64::from(st.st_uid));
+    if !dir || inside || st.st_mode & 0o002 != 0 {
+        return Ok(());
+    }
+    Err(fail(
+        RUNNER_FAILED,
+        format!(
+            "{shown}: owned by host uid {}, which the container's ids ({start}-{}) do not include, so the program could not write to it; give it to the container's root with `chown {start}:{}`, or bind it read-only (--ro-bind)",
+            st.st_uid,
+            start + count - 1,
+            maps.gid_range().map_or(start, |(g, _)| g),
+        ),
+    ))
+}
+
 /// Runs the container and returns the code to exit with.
 pub fn run(opts: &Options) -> anyhow::Result<u8> {
     let euid = nix::unistd::geteuid().as_raw();
     let egid = nix::unistd::getegid().as_raw();
-    let maps = IdMaps::for_caller(
-        euid,
-        egid,
-        &fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
-        &fs::read_to_string("/proc/self/gid_map").unwrap_or_default(),
-    );
-    let (sync_r, sync_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+    let dir = open_dir(&opts.root, &opts.program.dir)?;
+    let idmap = euid == 0 && !opts.host_root;
+    let maps = if euid == 0 && opts.host_root {
+        IdMaps::identity(
+            &fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
+            &fs::read_to_string("/proc/self/gid_map").unwrap_or_default(),
+        )
+    } else if euid == 0 {
+        IdMaps::for_root(&userns::root_ranges())
+    } else {
+        IdMaps::for_user(euid, egid)
+    };
+    let (sock, child_sock) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair")?;
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe")?;
 
-    // A PID namespace where asked for (--proc) or where everything the
-    // program starts must be killable (--timeout): when its PID 1 dies
-    // the kernel kills every process left in it (pid_namespaces(7)).
-    // Not by default: creating and tearing one down, plus the tiny init's
-    // fork, costs more than the whole run of a small container (measured
-    // 2.0 ms -> 4.8 ms for hello), and `unshare -r chroot` has none either.
-    let pid_ns = opts.proc || opts.timeout.is_some();
-    let mut flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
-    if pid_ns {
-        flags |= CloneFlags::CLONE_NEWPID;
-    }
+    // Always a PID namespace, so the program can signal no host process
+    // and nothing it starts outlives it: when its PID 1 dies the kernel
+    // kills every process left in it (pid_namespaces(7)). Always new UTS
+    // and IPC namespaces too (bwrap's --unshare-all): the host's name and
+    // System V IPC objects are not the program's.
+    let mut flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
     if opts.net {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    if opts.plan.hostname.is_some() {
-        flags |= CloneFlags::CLONE_NEWUTS;
-    }
+
+    // The child's cwd is DIR, entered by descriptor: the copy of the mount
+    // namespace takes the cwd along (copy_mnt_ns in fs/namespace.c), and
+    // the child clones its tree from there, never naming DIR again.
+    rustix::process::fchdir(&dir).map_err(|e| {
+        fail(
+            RUNNER_FAILED,
+            format!(
+                "{}: {}",
+                opts.program.dir,
+                Errno::from_raw(e.raw_os_error()).desc()
+            ),
+        )
+    })?;
 
     let set = watched();
     let mut old = SigSet::empty();
@@ -141,37 +324,61 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
             ));
         }
         Ok(None) => {
-            drop(sync_w);
+            drop(sock);
             drop(err_r);
-            child_main(
-                opts,
-                sync_r,
-                err_w,
-                &old,
-                opts.timeout.is_some() && !opts.proc,
-            )
+            child_main(opts, child_sock, err_w, &old, idmap)
         }
         Ok(Some(pid)) => pid,
     };
     let started = Instant::now();
-    drop(sync_r);
+    drop(child_sock);
     drop(err_w);
     let mut reaper = Reaper(Some(child));
 
-    if let Err(e) = maps.write(child) {
+    let mapped = if opts.map_users && euid != 0 {
+        userns::map_subordinate(child, euid, egid)
+            .map_err(|e| fail(RUNNER_FAILED, format!("{e:#}")))
+    } else {
+        maps.write(child)
+    };
+    if let Err(e) = mapped {
         let mut msg = format!("setting up the user namespace: {e:#}");
         if let Some(k) = userns::knob(euid, &Knobs::read(Path::new("/proc"))) {
             msg.push_str(&format!(" ({k})"));
         }
         return Err(fail(RUNNER_FAILED, msg));
     }
-    // The container's root is our uid: without this it could ptrace us
-    // (same owner) and reach the host through our cwd.
+    // The container's root may be our uid: without this it could ptrace
+    // us (same owner) and reach the host through our cwd.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    let mut sync_w = fs::File::from(sync_w);
-    sync_w.write_all(b"G").context("starting the container")?;
-    drop(sync_w);
+    let mut send: Vec<OwnedFd> = Vec::new();
+    if idmap {
+        let mut h = HostNix {
+            opts,
+            dir: &dir,
+            child,
+            maps: &maps,
+            userns: None,
+        };
+        let (root, binds) = setup::host(&mut h, &opts.plan)?;
+        send.push(root);
+        send.extend(binds);
+    }
+    drop(dir);
+    let raw: Vec<RawFd> = send.iter().map(|f| f.as_raw_fd()).collect();
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let iov = [std::io::IoSlice::new(b"G")];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        if raw.is_empty() { &[] } else { &cmsg },
+        MsgFlags::empty(),
+        None,
+    )
+    .context("starting the container")?;
+    drop(send);
+    drop(sock);
 
     // EOF means the program was exec'd; anything else is the child's error.
     let mut report = Vec::new();
@@ -231,12 +438,9 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
         let Ok(sig) = Signal::try_from(info.si_signo) else {
             continue;
         };
-        // A signal from the terminal (SI_KERNEL) reached the whole process
-        // group, the program included; pass on only those sent to us.
-        let from_tty = info.si_code == libc::SI_KERNEL;
-        if !from_tty {
-            let _ = kill(child, sig);
-        }
+        // The program is in a session of its own, so a signal from the
+        // terminal reached only us: pass every one on.
+        let _ = kill(child, sig);
         if opts.proc {
             // As PID 1 the program gets only signals it catches (the
             // kernel's rule for namespace init); a second one kills it.
@@ -250,23 +454,47 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
     }
 }
 
-/// The child: wait for the id maps, set up, exec (or be the tiny init).
-fn child_main(opts: &Options, sync_r: OwnedFd, err_w: OwnedFd, mask: &SigSet, init: bool) -> ! {
+/// The child: wait for the id maps (and a root caller's idmapped mounts),
+/// leave the caller's session, set up, exec (or be the tiny init).
+fn child_main(opts: &Options, sock: OwnedFd, err_w: OwnedFd, mask: &SigSet, idmap: bool) -> ! {
     // Die with chrootrun, so nothing outlives a killed runner.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    let mut go = [0u8; 1];
-    if fs::File::from(sync_r).read_exact(&mut go).is_err() {
+    // Before the first mount, while the host's /proc lists our fds, and
+    // before the mounts arrive (they are O_PATH handles too).
+    fds::close_host_paths();
+    let given = match receive(&sock) {
+        Ok(fds) => fds,
         // The parent failed (and said so) or died.
         // SAFETY: _exit is always safe.
-        unsafe { libc::_exit(i32::from(RUNNER_FAILED)) }
-    }
-    // Before the first mount, while the host's /proc lists our fds (issue 8).
-    fds::close_host_paths();
-    if let Err(e) = setup::run(&mut kernel::Nix, &opts.plan) {
+        Err(_) => unsafe { libc::_exit(i32::from(RUNNER_FAILED)) },
+    };
+    drop(sock);
+    let given = if idmap {
+        let mut it = given.into_iter();
+        let Some(root) = it.next() else {
+            report(
+                err_w,
+                &fail(RUNNER_FAILED, "the idmapped root did not arrive"),
+            );
+        };
+        let binds = it
+            .map(|fd| {
+                let kind = match rustix::fs::fstat(&fd) {
+                    Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => Kind::Dir,
+                    _ => Kind::File,
+                };
+                (fd, kind)
+            })
+            .collect();
+        Some(setup::Given { root, binds })
+    } else {
+        None
+    };
+    if let Err(e) = setup::run(&mut kernel::Nix, &opts.plan, given) {
         report(err_w, &e);
     }
-    if !init {
+    if opts.proc {
         exec_or_report(opts, err_w, mask);
     }
     // SAFETY: fork in a single-threaded process.
@@ -275,9 +503,37 @@ fn child_main(opts: &Options, sync_r: OwnedFd, err_w: OwnedFd, mask: &SigSet, in
         Ok(ForkResult::Child) => exec_or_report(opts, err_w, mask),
         Ok(ForkResult::Parent { child }) => {
             drop(err_w);
+            // The program keeps fewer capabilities than this init: no
+            // ptrace of it (ptrace_may_access wants a superset).
+            // SAFETY: prctl with integer arguments only.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
             tiny_init(child)
         }
     }
+}
+
+/// The start byte and the mounts the parent sends.
+fn receive(sock: &OwnedFd) -> anyhow::Result<Vec<OwnedFd>> {
+    let mut buf = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 250]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .context("waiting for the parent")?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().context("reading the parent's mounts")? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            fds.extend(raw.into_iter().map(kernel::owned));
+        }
+    }
+    if msg.bytes != 1 {
+        anyhow::bail!("the parent went away");
+    }
+    Ok(fds)
 }
 
 fn exec_or_report(opts: &Options, err_w: OwnedFd, mask: &SigSet) -> ! {
@@ -286,6 +542,9 @@ fn exec_or_report(opts: &Options, err_w: OwnedFd, mask: &SigSet) -> ! {
     // SAFETY: setting a default disposition.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None);
+    if let Err(e) = caps::drop_to(opts.caps) {
+        report(err_w, &fail(RUNNER_FAILED, format!("{e:#}")));
+    }
     let e = execute::exec(&opts.program);
     report(err_w, &e)
 }
@@ -320,7 +579,7 @@ fn tiny_init(program: Pid) -> ! {
             if let Some(c) = done {
                 break c;
             }
-        } else if info.si_code != libc::SI_KERNEL {
+        } else {
             if let Ok(sig) = Signal::try_from(info.si_signo) {
                 let _ = kill(program, sig);
             }

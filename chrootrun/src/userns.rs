@@ -1,6 +1,6 @@
 //! User namespace plumbing: the id maps the parent writes for the child, and
-//! the one-line diagnosis of a kernel that refuses user namespaces (issue 5:
-//! name the knob and the command that changes it). Both are pure functions
+//! the one-line diagnosis of a kernel that refuses user namespaces (naming
+//! the knob and the command that changes it). Both are pure functions
 //! of their inputs, so the diagnosis is unit-tested against fake `/proc`
 //! readings.
 
@@ -22,25 +22,93 @@ pub struct IdMaps {
     pub deny_setgroups: bool,
 }
 
-impl IdMaps {
-    /// The maps for a caller: an ordinary user becomes root and nothing
-    /// else (`0 UID 1`, as `unshare -r`); root keeps every id it has, mapped
-    /// to itself, so the container sees owners as a bare chroot would.
-    /// `own_uid_map`/`own_gid_map` are the caller's own `/proc/self/*_map`.
-    pub fn for_caller(euid: u32, egid: u32, own_uid_map: &str, own_gid_map: &str) -> IdMaps {
-        if euid == 0 {
-            IdMaps {
-                uid_map: identity(own_uid_map),
-                gid_map: identity(own_gid_map),
-                deny_setgroups: false,
-            }
-        } else {
-            IdMaps {
-                uid_map: format!("0 {euid} 1\n"),
-                gid_map: format!("0 {egid} 1\n"),
-                deny_setgroups: true,
-            }
+/// A range of subordinate ids (subuid(5)): host ids `start..start+count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub start: u32,
+    pub count: u32,
+}
+
+/// The range a root caller's container maps to where /etc/subuid and
+/// /etc/subgid give root none: 65536 ids from 2^31. It lies above every id
+/// useradd allocates (SUB_UID_MAX defaults to 600100000, login.defs(5))
+/// and above the ranges systemd hands out to users and containers
+/// (systemd's UIDS-GIDS.md stops them below 2^31), and it is as large as
+/// the range podman and Docker map a container to (65536 ids, so Debian's
+/// nobody 65534 is inside).
+pub const FALLBACK: Range = Range {
+    start: 1 << 31,
+    count: 65536,
+};
+
+/// The first `NAME:START:COUNT` line of a subuid(5)/subgid(5) file whose
+/// name is one of `names` (a user name or a decimal id).
+pub fn sub_range(text: &str, names: &[&str]) -> Option<Range> {
+    text.lines().find_map(|l| {
+        let mut f = l.trim().split(':');
+        let (name, start, count) = (f.next()?, f.next()?, f.next()?);
+        if !names.contains(&name) {
+            return None;
         }
+        let (start, count) = (start.parse().ok()?, count.parse::<u32>().ok()?);
+        (count > 0).then_some(Range { start, count })
+    })
+}
+
+/// Root's ranges (uid, gid): its /etc/subuid and /etc/subgid entries,
+/// else [`FALLBACK`].
+pub fn root_ranges() -> (Range, Range) {
+    let read = |p: &str| {
+        fs::read_to_string(p)
+            .ok()
+            .and_then(|t| sub_range(&t, &["root", "0"]))
+            .unwrap_or(FALLBACK)
+    };
+    (read("/etc/subuid"), read("/etc/subgid"))
+}
+
+impl IdMaps {
+    /// A root caller's container: its ids `0..count` are the host's
+    /// `start..start+count`, so its root is an unprivileged host id and
+    /// cannot write /proc/sys, signal host processes or own host files.
+    pub fn for_root((uids, gids): &(Range, Range)) -> IdMaps {
+        IdMaps {
+            uid_map: format!("0 {} {}\n", uids.start, uids.count),
+            gid_map: format!("0 {} {}\n", gids.start, gids.count),
+            deny_setgroups: false,
+        }
+    }
+
+    /// An ordinary caller becomes root and nothing else (`0 UID 1`, as
+    /// `unshare -r`); `--map-users` adds its subordinate range with
+    /// newuidmap(1).
+    pub fn for_user(euid: u32, egid: u32) -> IdMaps {
+        IdMaps {
+            uid_map: format!("0 {euid} 1\n"),
+            gid_map: format!("0 {egid} 1\n"),
+            deny_setgroups: true,
+        }
+    }
+
+    /// `--host-root`: root keeps every id it has, mapped to itself (the
+    /// old, unsafe behaviour: the program is host root).
+    /// `own_uid_map`/`own_gid_map` are the caller's own `/proc/self/*_map`.
+    pub fn identity(own_uid_map: &str, own_gid_map: &str) -> IdMaps {
+        IdMaps {
+            uid_map: identity(own_uid_map),
+            gid_map: identity(own_gid_map),
+            deny_setgroups: false,
+        }
+    }
+
+    /// The host ids `(start, count)` of a single-line uid map `0 START COUNT`.
+    pub fn uid_range(&self) -> Option<(u64, u64)> {
+        range_of(&self.uid_map)
+    }
+
+    /// The same for the gid map.
+    pub fn gid_range(&self) -> Option<(u64, u64)> {
+        range_of(&self.gid_map)
     }
 
     /// Writes the maps of process `pid` (each file takes one write).
@@ -50,14 +118,79 @@ impl IdMaps {
             match fs::write(&path, "deny") {
                 // Kernels before 3.19 have no such file and need no deny.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                r => r.with_context(|| format!("writing {path}"))?,
+                r => r
+                    .map_err(crate::os)
+                    .with_context(|| format!("writing {path}"))?,
             }
         }
         for (name, map) in [("uid_map", &self.uid_map), ("gid_map", &self.gid_map)] {
             let path = format!("/proc/{pid}/{name}");
-            fs::write(&path, map).with_context(|| format!("writing {path}"))?;
+            fs::write(&path, map)
+                .map_err(crate::os)
+                .with_context(|| format!("writing {path}"))?;
         }
         Ok(())
+    }
+}
+
+/// `--map-users` for an ordinary caller: the caller is 0 and its
+/// subordinate range (subuid(5)) is 1.., written by newuidmap(1) and
+/// newgidmap(1), the setuid helpers that check /etc/subuid and
+/// /etc/subgid. A map can be written once, so this replaces
+/// [`IdMaps::write`].
+pub fn map_subordinate(pid: Pid, euid: u32, egid: u32) -> anyhow::Result<()> {
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(euid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| euid.to_string());
+    let uid = euid.to_string();
+    for (tool, file, id) in [
+        ("newuidmap", "/etc/subuid", euid),
+        ("newgidmap", "/etc/subgid", egid),
+    ] {
+        let text = fs::read_to_string(file).unwrap_or_default();
+        let Some(r) = sub_range(&text, &[name.as_str(), uid.as_str()]) else {
+            anyhow::bail!("--map-users: {file} has no range for {name} (add one with `usermod --add-subuids`/`--add-subgids`)");
+        };
+        let out = std::process::Command::new(tool)
+            .args([
+                pid.to_string(),
+                "0".into(),
+                id.to_string(),
+                "1".into(),
+                "1".into(),
+                r.start.to_string(),
+                r.count.to_string(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .output();
+        match out {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                anyhow::bail!("--map-users: {tool} not found (Debian's package uidmap installs it)")
+            }
+            Err(e) => anyhow::bail!("--map-users: running {tool}: {}", crate::reason(&e)),
+            Ok(o) if !o.status.success() => {
+                let err = String::from_utf8_lossy(&o.stderr);
+                anyhow::bail!(
+                    "--map-users: {tool} failed: {}",
+                    err.lines().next().unwrap_or("no message").trim()
+                );
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn range_of(map: &str) -> Option<(u64, u64)> {
+    let f: Vec<u64> = map
+        .split_whitespace()
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    match f[..] {
+        [0, start, count] => Some((start, count)),
+        _ => None,
     }
 }
 
@@ -272,20 +405,58 @@ mod tests {
     }
 
     #[test]
-    fn maps_for_a_user_and_for_root() {
-        let m = IdMaps::for_caller(1000, 100, "", "");
+    fn maps_for_a_user_for_root_and_for_host_root() {
+        let m = IdMaps::for_user(1000, 100);
         assert_eq!(m.uid_map, "0 1000 1\n");
         assert_eq!(m.gid_map, "0 100 1\n");
         assert!(m.deny_setgroups);
-        let init = "         0          0 4294967295\n";
-        let m = IdMaps::for_caller(0, 0, init, init);
-        assert_eq!(m.uid_map, "0 0 4294967295\n");
+        let m = IdMaps::for_root(&(
+            FALLBACK,
+            Range {
+                start: 300000,
+                count: 1000,
+            },
+        ));
+        assert_eq!(m.uid_map, "0 2147483648 65536\n");
+        assert_eq!(m.gid_map, "0 300000 1000\n");
         assert!(!m.deny_setgroups);
+        let init = "         0          0 4294967295\n";
+        let m = IdMaps::identity(init, init);
+        assert_eq!(m.uid_map, "0 0 4294967295\n");
         // Root of a nested namespace (`unshare -r`) owns one id only.
-        let m = IdMaps::for_caller(0, 0, "0 1000 1\n", "0 100 1\n");
+        let m = IdMaps::identity("0 1000 1\n", "0 100 1\n");
         assert_eq!(
             (m.uid_map.as_str(), m.gid_map.as_str()),
             ("0 0 1\n", "0 0 1\n")
         );
+    }
+
+    #[test]
+    fn the_host_range_is_read_back_from_a_single_line_map() {
+        let m = IdMaps::for_root(&(FALLBACK, Range { start: 5, count: 7 }));
+        assert_eq!(m.uid_range(), Some((1 << 31, 65536)));
+        assert_eq!(m.gid_range(), Some((5, 7)));
+        assert_eq!(IdMaps::identity("0 0 10\n5 5 1\n", "").uid_range(), None);
+    }
+
+    #[test]
+    fn subordinate_ranges_are_found_by_name_or_id() {
+        let text = "alice:100000:65536\n0:200000:1000\nbad line\nbob:1:0\n";
+        assert_eq!(
+            sub_range(text, &["root", "0"]),
+            Some(Range {
+                start: 200000,
+                count: 1000
+            })
+        );
+        assert_eq!(
+            sub_range(text, &["alice"]),
+            Some(Range {
+                start: 100000,
+                count: 65536
+            })
+        );
+        assert_eq!(sub_range(text, &["bob"]), None);
+        assert_eq!(sub_range("", &["root"]), None);
     }
 }

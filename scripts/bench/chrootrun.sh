@@ -2,7 +2,10 @@
 # Benchmark chrootrun against its peers, side by side in one run:
 #   1. `chrootrun DIR /init` vs `unshare -r chroot DIR /init` on the hello
 #      container (a dynamically linked hello world, its libraries from ldd);
-#   2. `chrootrun --proc --dev --net` vs bwrap with the equivalent options;
+#      and `bwrap --unshare-all --new-session --die-with-parent --proc /proc
+#      --dev /dev` (every namespace, a new session: the fair peer now that
+#      chrootrun always makes PID, UTS and IPC namespaces and a session);
+#   2. `chrootrun --proc --dev --net` vs that bwrap;
 #   3. the same as 1 with /bin/true on a Debian tree ($BENCH_TREE, default
 #      /work/deb; make one with
 #      `debootstrap --variant=minbase --include=busybox bookworm DIR`), if present.
@@ -30,24 +33,38 @@ done
 ln -s bin/hello "$hello/init"
 test "$("$bin" "$hello")" = "Hello, world!"
 
-# compare NAME CHROOTRUN-CMD PEER-CMD: hyperfine both, print medians and the ratio.
+# compare NAME CMD PEER...: hyperfine all of them in one run (interleaved
+# warmups, the same machine state), print each median and the ratio
+# chrootrun/peer for every peer.
 compare() {
 	name=$1
+	shift
 	json=$work/$name.json
-	hyperfine -N --warmup 20 --runs "$runs" --style none --export-json "$json" "$2" "$3" >/dev/null 2>&1
+	hyperfine -N --warmup 20 --runs "$runs" --style none --export-json "$json" "$@" >/dev/null 2>&1
 	jq -r --arg n "$name" '.results as $r |
-	  "\($n): chrootrun median \($r[0].median*1000|.*1000|round/1000) ms, \($r[1].command|split(" ")[0]) median \($r[1].median*1000|.*1000|round/1000) ms, ratio chrootrun/peer \(($r[0].median/$r[1].median)*100|round/100)"' "$json"
+	  "\($n): chrootrun median \($r[0].median*1000*1000|round/1000) ms (stddev \($r[0].stddev*1000*1000|round/1000))",
+	  ($r[1:][] | "  \(.command|split(" ")[0]) median \(.median*1000*1000|round/1000) ms (stddev \(.stddev*1000*1000|round/1000)), ratio chrootrun/peer \(($r[0].median/.median)*100|round/100)")' "$json"
 }
 
-compare hello "$bin $hello /init" "unshare -r chroot $hello /init"
+# bwrap with every namespace, a new session and a PID 1 that dies with
+# its parent: what chrootrun now does by default.
+bwrap_all="bwrap --unshare-all --new-session --die-with-parent --proc /proc --dev /dev"
 if command -v bwrap >/dev/null; then
-	compare proc-dev-net "$bin --proc --dev --net $hello /init" \
-		"bwrap --unshare-user --uid 0 --gid 0 --unshare-pid --unshare-net --proc /proc --dev /dev --bind $hello / /init"
+	compare hello "$bin $hello /init" "unshare -r chroot $hello /init" "$bwrap_all --bind $hello / /init"
+	compare proc-dev-net "$bin --proc --dev --net $hello /init" "$bwrap_all --bind $hello / /init"
 else
-	echo "proc-dev-net: bwrap not installed (apt-get install bubblewrap), skipped"
+	echo "bwrap not installed (apt-get install bubblewrap): comparing with unshare only"
+	compare hello "$bin $hello /init" "unshare -r chroot $hello /init"
 fi
 if [ -x "$tree_deb/bin/true" ]; then
-	compare debian-true "$bin $tree_deb /bin/true" "unshare -r chroot $tree_deb /bin/true"
+	if command -v bwrap >/dev/null; then
+		compare debian-true "$bin $tree_deb /bin/true" "unshare -r chroot $tree_deb /bin/true" \
+			"$bwrap_all --bind $tree_deb / /bin/true"
+	else
+		compare debian-true "$bin $tree_deb /bin/true" "unshare -r chroot $tree_deb /bin/true"
+	fi
 else
 	echo "debian-true: no tree at $tree_deb, skipped"
 fi
+# How busy the shared machine was: the load average over the run.
+echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
