@@ -4,7 +4,8 @@
 //! Plain `rustc` on one file, no crates, so the workspace build needs no
 //! extra rustup target: `-C target-feature=+crt-static` on the gnu target
 //! gives a static-pie binary that runs in an image without a libc
-//! (ENVIRONMENT.md). `panic=abort` because an unwinding PID 1 has no one to
+//! (checked on x86-64 Debian 12: it links static-pie and runs in a bare
+//! initrd). `panic=abort` because an unwinding PID 1 has no one to
 //! unwind to.
 
 use std::env;

@@ -1,6 +1,7 @@
 //! The ways a program inside chrootrun reached the host, each tried for
-//! real as root and as an ordinary user (SECURITY.md's attack list): the
-//! tests pass when every attack is refused and the host is unchanged.
+//! real as root and as an ordinary user (the escapes bubblewrap, runc and
+//! crun each defend against): the tests pass when every attack is refused
+//! and the host is unchanged.
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -4,12 +4,13 @@
 //! `find` prints them) decides what goes in and in which order; for list
 //! lines it also decides mode, owner and (for devices) the device number,
 //! because a tree built without root has none of those on disk
-//! (DESIGN.md, "Ownership without root"). File content comes from `-C DIR`
-//! and is checked against the list's SHA-256 as it streams: a file that
+//! (docs/DESIGN.md, "The list format", ownership without root). File
+//! content comes from `-C DIR` and is checked against the list's SHA-256
+//! as it streams: a file that
 //! changed after it was listed is an error, never a silently different
 //! layer. The hashing runs on a second thread while this one reads and
-//! writes, so verifying costs little wall time on two cores (issue 6:
-//! not slower than GNU tar).
+//! writes, so verifying costs little wall time on two cores (the target
+//! `scripts/bench/dockpack.sh` checks: not slower than GNU tar).
 //!
 //! An error after the first byte leaves a partial archive on stdout; the
 //! end-of-archive blocks are then never written, a block that no tar

@@ -1,4 +1,4 @@
-//! `dockpack`: the container packers of the pipeline in DESIGN.md.
+//! `dockpack`: the container packers of the pipeline in docs/DESIGN.md.
 //!
 //! `dockpack layer` turns a file list into one layer tar ([`layer`]);
 //! `dockpack image` turns layer tars into an image that Docker, Podman,

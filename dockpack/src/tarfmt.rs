@@ -1,7 +1,7 @@
 //! The tar format, written and read by hand.
 //!
 //! Writing: every header is built here, byte by byte, so that the output
-//! is a pure function of the entry (ENVIRONMENT.md: the `tar` crate's
+//! is a pure function of the entry (checked with `tar` 0.4: the crate's
 //! `append_path`/`append_file` follow symlinks and order by `read_dir`, its
 //! long names become GNU `@LongLink` records, and `HeaderMode::Deterministic`
 //! rewrites modes). Headers are POSIX ustar (pax, IEEE 1003.1-2017

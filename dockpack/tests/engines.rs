@@ -41,7 +41,8 @@ fn text(o: &Output) -> String {
 }
 
 /// Runs `script` in a private mount namespace with cgroup2 on
-/// /sys/fs/cgroup (ENVIRONMENT.md: podman and dockerd need that here).
+/// /sys/fs/cgroup: on a host with hybrid cgroups (CI's firecracker VMs)
+/// `podman run` and dockerd fail without it.
 fn in_cgroup2(script: &str) -> Command {
     let mut c = Command::new("unshare");
     c.arg("-m").arg("sh").arg("-c").arg(format!(

@@ -1,6 +1,6 @@
 //! `elfdeps`: the program interpreter and every shared library that ELF
-//! files need, resolved as glibc's ld.so would, without running anything
-//! (issue 3). It replaces `ldd` in the cookbook's `libs.fs.do`: ldd runs
+//! files need, resolved as glibc's ld.so would, without running anything.
+//! It replaces `ldd` in the cookbook's `libs.fs.do`: ldd runs
 //! the binary's own loader, which is unsafe on untrusted binaries,
 //! impossible for another architecture and wrong for a tree that is not
 //! the host's.

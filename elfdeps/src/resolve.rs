@@ -23,8 +23,8 @@
 //! for ld.so: each object is loaded once, and a name already loaded is not
 //! searched again. So it is here: the walk ends (every object enters the
 //! link map once, and the map is finite) and each library is listed once.
-//! Issue 3 lists cycles under bad input; refusing them would refuse
-//! programs that run, so elfdeps only guarantees they terminate.
+//! A cycle looks like bad input, but refusing it would refuse programs
+//! that run, so elfdeps only guarantees the walk terminates.
 //!
 //! Not modelled, on purpose: `LD_LIBRARY_PATH` and `LD_PRELOAD` (the
 //! environment of a future run is unknown), `/etc/ld.so.preload`,

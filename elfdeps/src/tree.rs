@@ -123,8 +123,8 @@ impl Tree {
     /// that keeps `/lib64/ld-linux-x86-64.so.2` rather than
     /// `/usr/lib64/...`: PT_INTERP names the former, and an image built
     /// from the list must hold it under that name. The last component is
-    /// never resolved either: issue 3 prints a symlinked library under its
-    /// own name, because the loader opens it by that name.
+    /// never resolved either: a symlinked library is printed under its own
+    /// name, as ldd prints it, because the loader opens it by that name.
     pub fn printed_name(&mut self, path: &[u8]) -> Result<Vec<u8>, Miss> {
         let comps: Vec<&[u8]> = components(path).collect();
         let (mut out, rest) = match comps.iter().rposition(|&c| c == b"..") {

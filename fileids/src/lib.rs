@@ -171,7 +171,8 @@ impl Eq for Job {}
 /// futex syscall even when no one waits, so both are done only when a
 /// thread is known to sleep. On the minbase tree this took the futex calls
 /// from 7,100 to a few hundred and the spinning off the cores the hashing
-/// needs (issue 2, "within 1.3x of the machine's limit").
+/// needs (the target `scripts/bench/fileids.sh` checks: within 1.3x of
+/// the machine's limit).
 struct Pool {
     state: Mutex<PoolState>,
     /// Workers wait here for a job.

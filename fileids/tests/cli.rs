@@ -1,5 +1,6 @@
 //! `fileids` as a user runs it: on real trees, against the cookbook's
-//! `fileids.py`, with every kind of bad input the issue names.
+//! `fileids.py`, with every kind of bad input: missing, empty, unreadable
+//! and changing files, bad options and bad fakeroot state.
 
 use std::fs;
 use std::io::{Read, Write};

@@ -23,8 +23,8 @@ pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFCHR: u32 = 0o020000;
 pub const S_IFIFO: u32 = 0o010000;
 
-/// The mode of a whiteout line (DESIGN.md: a regular file with no
-/// permission bits, owned by 0:0).
+/// The mode of a whiteout line (docs/DESIGN.md, "The list format": a
+/// regular file with no permission bits, owned by 0:0).
 pub const WHITEOUT_MODE: u32 = S_IFREG;
 
 /// The type part of a mode.
@@ -124,7 +124,8 @@ impl Fields {
         self.digest == Digest::Whiteout
     }
 
-    /// The whiteout fields of DESIGN.md: `0100000-0-0-whiteout`.
+    /// The whiteout fields (docs/DESIGN.md, "The list format"):
+    /// `0100000-0-0-whiteout`.
     pub fn whiteout() -> Fields {
         Fields {
             mode: WHITEOUT_MODE,

@@ -1,8 +1,9 @@
 //! Lowercase hex for SHA-256 digests.
 //!
-//! sha2 0.11's output type has no `{:x}` formatting (ENVIRONMENT.md), and
-//! the list format needs exactly 64 lowercase digits, so this is the one
-//! place that writes and reads them.
+//! sha2 0.11's output type (`hybrid_array::Array`) has no `{:x}`
+//! formatting (0.10's `GenericArray` had `LowerHex`), and the list format
+//! needs exactly 64 lowercase digits, so this is the one place that writes
+//! and reads them.
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 

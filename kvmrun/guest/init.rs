@@ -2,7 +2,7 @@
 //!
 //! `kvmrun` appends this program, statically linked, to the image's initrd
 //! as `/.kvmrun/init` and boots with `rdinit=/.kvmrun/init`, so an image
-//! needs no busybox or shell of its own (issue 4). It is built by
+//! needs no busybox or shell of its own. It is built by
 //! `kvmrun/build.rs` with plain `rustc` (std only, no crates): the few libc
 //! calls it needs are declared below and resolved by the static glibc.
 //!

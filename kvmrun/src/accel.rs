@@ -3,9 +3,10 @@
 //! KVM is much faster than TCG (software emulation), but `/dev/kvm` being
 //! there is not enough: the machines here have a paravirtual KVM
 //! (`/sys/module/kvm_pvm`, no `kvm_intel`/`kvm_amd`) under which an
-//! ordinary kernel spins forever (ENVIRONMENT.md, issue 4). So `auto` takes
-//! KVM only where `/dev/kvm` opens read-write, is not `kvm_pvm`, and (on
-//! x86) a hardware module stands behind it; otherwise TCG, with a note.
+//! ordinary kernel spins forever (seen with qemu 7.2 `-enable-kvm` and
+//! Debian's 6.1 kernel on firecracker VMs). So `auto` takes KVM only
+//! where `/dev/kvm` opens read-write, is not `kvm_pvm`, and (on x86) a
+//! hardware module stands behind it; otherwise TCG, with a note.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -141,7 +142,7 @@ mod tests {
 
     #[test]
     fn auto_refuses_paravirtual_kvm() {
-        // The machines of issue 4: kvm + kvm_pvm, no kvm_intel/kvm_amd.
+        // A firecracker VM's /dev/kvm: kvm + kvm_pvm, no kvm_intel/kvm_amd.
         let p = Probe {
             paravirtual: true,
             hardware_module: false,

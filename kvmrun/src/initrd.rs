@@ -1,5 +1,6 @@
 //! The initrd qemu boots: the image's initrd as given, then our guest init
-//! as a second newc archive (issue 4).
+//! as a second newc archive, so an image needs no init or shell of its own
+//! (docs/DESIGN.md, "Running in a VM").
 //!
 //! The kernel unpacks concatenated archives in order, each possibly
 //! compressed, skipping NUL padding between them, and a later member of the

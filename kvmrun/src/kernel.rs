@@ -1,4 +1,4 @@
-//! Finds the kernel to boot (issue 4): `--kernel`, else `$KVMRUN_KERNEL`,
+//! Finds the kernel to boot: `--kernel`, else `$KVMRUN_KERNEL`,
 //! else `/boot/vmlinuz-$(uname -r)`, else the newest `/boot/vmlinuz-*` in
 //! version order. The running kernel is often not in /boot (a container
 //! host, or these machines: 6.18 running, 6.1 installed), hence the

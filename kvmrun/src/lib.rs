@@ -1,6 +1,6 @@
 //! `kvmrun`: boots a Linux kernel with a container's initrd under qemu and
 //! runs one program in it, the way `docker run` runs one in a container
-//! (issue 4; DESIGN.md, "Running in a VM"). It replaces the seed's
+//! (docs/DESIGN.md, "Running in a VM"). It replaces the seed's
 //! `default.runkvm.do`, `memcalc.py` and `rdinit`.
 //!
 //! The pieces, one module each:

@@ -2,7 +2,8 @@
 //!
 //! The kernel unpacks the initrd into a tmpfs capped at half of RAM; an
 //! initrd that does not fit unpacks partly and the boot goes on broken
-//! (ENVIRONMENT.md, kernel `Documentation/filesystems/ramfs-rootfs-initramfs.rst`).
+//! (kernel `Documentation/filesystems/ramfs-rootfs-initramfs.rst`;
+//! docs/DESIGN.md, "Running in a VM").
 //! The seed's `memcalc.py` gave 3 × the initrd + 64M, which is too little
 //! for a small image: Debian's 6.1 kernel needs about 96 MiB on its own
 //! (measured here under qemu: 80 MiB panics with "System is deadlocked on

@@ -33,7 +33,8 @@ use crate::report::{Channel, Outcome};
 use crate::{initrd, memory};
 
 /// How long the kernel gets to start our init. Under TCG a boot takes
-/// 6-7 s here (issue 4); unpacking a 200 MB tree adds seconds. Without this
+/// 6-7 s (Debian's 6.1 kernel, qemu 7.2, measured on a 2-core x86-64
+/// VM); unpacking a 200 MB tree adds seconds. Without this
 /// a kernel that hangs (paravirtual KVM) would keep kvmrun forever when no
 /// `--timeout` is given.
 pub const BOOT_WATCHDOG: Duration = Duration::from_secs(120);

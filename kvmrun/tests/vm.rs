@@ -1,4 +1,5 @@
-//! End-to-end tests: real qemu, real kernel (issue 4, "Done when").
+//! End-to-end tests: real qemu, real kernel, since only a real boot shows
+//! that the guest init, the serial channels and the exit code work.
 //!
 //! One image serves every boot: a C program compiled here with `cc` plus
 //! the libraries `ldd` names (no busybox for the hello case), and the

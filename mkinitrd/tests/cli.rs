@@ -1,7 +1,8 @@
 //! End-to-end tests of the `mkinitrd` binary: archives are unpacked with
 //! GNU `cpio -idm` into a fresh directory and the result is listed with
 //! `fileids` (its library, the same code as its binary) to compare with the
-//! source tree, as issue 4's "Done when" asks.
+//! source tree: GNU cpio is the newc reader the seed's cookbook used, so a
+//! tree that comes back the same shows the archive holds what it should.
 
 use std::fs;
 use std::io::{Read, Write};

@@ -1,4 +1,5 @@
-//! The stable-toolchain stand-in for fuzzing (issue 8, item 1): every
+//! The stable-toolchain stand-in for fuzzing (cargo-fuzz needs nightly,
+//! this runs in every `cargo test`; RELIABILITY.md): every
 //! parser of `reliability_tests::parsers` (the same functions the
 //! cargo-fuzz targets in ../fuzz call) runs over a deterministic stream
 //! of mutations of the seed corpus in `fuzz/corpus/<target>/`. Any panic

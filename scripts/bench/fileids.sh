@@ -1,6 +1,6 @@
 #!/bin/sh
 # Benchmark fileids and layerdiff against their peers, side by side, and
-# print the ratios the issue asks for (issue 2):
+# print the ratios they are held to:
 #   fileids  >= 3x a single-threaded sha256-per-file pass, and within 1.3x
 #            of the machine's limit: bytes / (cores x single-core SHA-256
 #            speed as `openssl speed -evp sha256` reports it);

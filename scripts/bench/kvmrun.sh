@@ -1,7 +1,7 @@
 #!/bin/sh
 # kvmrun against the seed's bare qemu invocation (default.runkvm.do), same
 # kernel, same image, TCG, three serial ports each; prints the ratio of the
-# mean times (issue 4 target: kvmrun at most 5% slower).
+# mean times (the target: kvmrun at most 5% slower than bare qemu).
 #
 # The image is the hello container (C hello world + its libraries, as the
 # seed's libs.fs) plus the static busybox the seed's rdinit script needs.
@@ -42,7 +42,8 @@ RDINIT
 chmod +x "$work/img/rdinit"
 (cd "$work/img" && find . | cpio -o -H newc --quiet) >"$work/image.initrd"
 
-# The seed's default.runkvm.do, TCG instead of kvm (see ENVIRONMENT.md),
+# The seed's default.runkvm.do, TCG instead of kvm (a paravirtual kvm_pvm
+# /dev/kvm never boots an ordinary kernel: see kvmrun/src/accel.rs),
 # 128M as kvmrun's default for this image.
 cat >"$work/bare.sh" <<BARE
 #!/bin/sh
