@@ -60,16 +60,11 @@ pub fn listed() -> Option<Vec<RawFd>> {
 /// The fds to look at without /proc: every number below the soft
 /// RLIMIT_NOFILE, the bound on the fds a process may open.
 fn up_to_the_limit() -> Vec<RawFd> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: lim is valid for writing.
-    let top = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        RawFd::try_from(lim.rlim_cur).unwrap_or(RawFd::MAX)
-    } else {
-        1024
-    };
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    // RLIM_INFINITY comes back as None: every number an fd can have.
+    let top = lim
+        .current
+        .map_or(RawFd::MAX, |n| RawFd::try_from(n).unwrap_or(RawFd::MAX));
     (0..top).collect()
 }
 
@@ -114,25 +109,16 @@ mod tests {
         fs::write(&f, "x").unwrap();
         let dir = fs::File::open(t.path()).unwrap();
         assert!(is_path_handle(dir.as_raw_fd()));
-        let c = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
-        // SAFETY: a valid path; closed below.
-        let path = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-        assert!(path >= 0);
-        assert!(is_path_handle(path));
-        // SAFETY: our own fd.
-        unsafe { libc::close(path) };
+        use rustix::fs::{Mode, OFlags};
+        let path = rustix::fs::open(&f, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        assert!(is_path_handle(path.as_raw_fd()));
+        drop(path);
         let file = fs::File::open(&f).unwrap();
         assert!(!is_path_handle(file.as_raw_fd()));
-        let mut p = [0; 2];
-        // SAFETY: p holds two fds; closed below.
-        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        assert!(!is_path_handle(p[0]));
-        assert!(!is_path_handle(p[1]));
-        // SAFETY: our own fds.
-        unsafe {
-            libc::close(p[0]);
-            libc::close(p[1]);
-        }
+        let (r, w) = std::io::pipe().unwrap();
+        assert!(!is_path_handle(r.as_raw_fd()));
+        assert!(!is_path_handle(w.as_raw_fd()));
+        drop((r, w));
         assert!(!is_path_handle(-1));
     }
 

@@ -135,8 +135,10 @@ pub fn mount_setattr(
     if recursive {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
-    // SAFETY: path is NUL-terminated, attr lives across the call and its
-    // size is passed; the kernel only reads both.
+    // SAFETY: path is a NUL-terminated CStr, attr is a #[repr(C)] struct
+    // mount_attr that lives across the call and its size is passed (the
+    // kernel's extensible-struct rule); the kernel only reads both, and
+    // dfd is a borrowed, open descriptor.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -237,7 +239,10 @@ impl Kernel for Nix {
             pad: [0; 22],
         };
         req.name[..2].copy_from_slice(b"lo");
-        // SAFETY: req is a valid, properly sized struct ifreq for both ioctls.
+        // SAFETY: req is a #[repr(C)] struct ifreq of the kernel's size (a
+        // 16-byte NUL-terminated name, then the flags in a 24-byte union),
+        // valid for SIOCGIFFLAGS to write and SIOCSIFFLAGS to read; neither
+        // nix nor rustix wraps these two ioctls.
         let got = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
         Errno::result(got).context("bringing up lo: SIOCGIFFLAGS")?;
         req.flags |= libc::IFF_UP as libc::c_short;

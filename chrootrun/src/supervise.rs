@@ -350,8 +350,7 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
     }
     // The container's root may be our uid: without this it could ptrace
     // us (same owner) and reach the host through our cwd.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let _ = nix::sys::prctl::set_dumpable(false);
     let mut send: Vec<OwnedFd> = Vec::new();
     if idmap {
         let mut h = HostNix {
@@ -458,15 +457,16 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
 /// leave the caller's session, set up, exec (or be the tiny init).
 fn child_main(opts: &Options, sock: OwnedFd, err_w: OwnedFd, mask: &SigSet, idmap: bool) -> ! {
     // Die with chrootrun, so nothing outlives a killed runner.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     // Before the first mount, while the host's /proc lists our fds, and
     // before the mounts arrive (they are O_PATH handles too).
     fds::close_host_paths();
     let given = match receive(&sock) {
         Ok(fds) => fds,
         // The parent failed (and said so) or died.
-        // SAFETY: _exit is always safe.
+        // SAFETY: _exit(2) takes no pointers and ends the process at once,
+        // running no destructors or atexit handlers: nothing of the
+        // parent's copied state (locks, buffers) is touched.
         Err(_) => unsafe { libc::_exit(i32::from(RUNNER_FAILED)) },
     };
     drop(sock);
@@ -505,8 +505,7 @@ fn child_main(opts: &Options, sock: OwnedFd, err_w: OwnedFd, mask: &SigSet, idma
             drop(err_w);
             // The program keeps fewer capabilities than this init: no
             // ptrace of it (ptrace_may_access wants a superset).
-            // SAFETY: prctl with integer arguments only.
-            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+            let _ = nix::sys::prctl::set_dumpable(false);
             tiny_init(child)
         }
     }
@@ -539,7 +538,8 @@ fn receive(sock: &OwnedFd) -> anyhow::Result<Vec<OwnedFd>> {
 fn exec_or_report(opts: &Options, err_w: OwnedFd, mask: &SigSet) -> ! {
     // Rust ignores SIGPIPE and we block the watched signals; an ignored or
     // blocked signal stays so across execve, so restore both.
-    // SAFETY: setting a default disposition.
+    // SAFETY: SigDfl installs no handler, so no code of ours can run in
+    // signal context (signal(2) is unsafe only for handlers).
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None);
     if let Err(e) = caps::drop_to(opts.caps) {
@@ -554,7 +554,9 @@ fn report(err_w: OwnedFd, e: &anyhow::Error) -> ! {
     let mut msg = vec![code];
     msg.extend_from_slice(filtertool::one_line(e).as_bytes());
     let _ = fs::File::from(err_w).write_all(&msg);
-    // SAFETY: _exit is always safe.
+    // SAFETY: _exit(2) takes no pointers and ends the process at once,
+    // without running destructors or atexit handlers, which a forked child
+    // must not run twice.
     unsafe { libc::_exit(i32::from(code)) }
 }
 
@@ -585,6 +587,8 @@ fn tiny_init(program: Pid) -> ! {
             }
         }
     };
-    // SAFETY: _exit is always safe.
+    // SAFETY: _exit(2) takes no pointers and ends the process at once,
+    // without running destructors or atexit handlers, which a forked child
+    // must not run twice.
     unsafe { libc::_exit(i32::from(code)) }
 }

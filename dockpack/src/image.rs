@@ -46,7 +46,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -581,12 +581,10 @@ fn seekable_start(fd: BorrowedFd<'_>) -> io::Result<Option<u64>> {
     if !meta.is_file() {
         return Ok(None);
     }
-    // SAFETY: F_GETFL on a descriptor we own; no pointers involved.
-    let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if flags & libc::O_APPEND != 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    if flags.contains(rustix::fs::OFlags::APPEND)
+        || flags & rustix::fs::OFlags::ACCMODE == rustix::fs::OFlags::RDONLY
+    {
         return Ok(None);
     }
     let start = (&file).stream_position()?;

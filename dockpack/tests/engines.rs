@@ -63,7 +63,9 @@ struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(c) = self.child.as_mut() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            if let Some(pid) = rustix::process::Pid::from_raw(c.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(15) {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -140,7 +142,7 @@ fn sha256_file(p: &Path) -> String {
 
 #[test]
 fn real_engines_load_and_run_the_image() {
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         eprintln!("skipping: the engines need root here");
         return;
     }

@@ -24,8 +24,7 @@ fn dockpack() -> Command {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 fn member(name: &[u8], kind: Kind, size: u64, link: &[u8]) -> Vec<u8> {
@@ -163,9 +162,8 @@ fn special_files_as_layers_are_refused_without_reading() {
 }
 
 fn nix_mkfifo(p: &Path) {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    use rustix::fs::{mknodat, FileType, Mode, CWD};
+    mknodat(CWD, p, FileType::Fifo, Mode::from_raw_mode(0o644), 0).unwrap();
 }
 
 #[test]

@@ -246,14 +246,9 @@ fn timed_out(t: Duration, when: &str) -> anyhow::Error {
 }
 
 fn pipe() -> io::Result<(File, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fds that we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing
-    // else owns.
-    unsafe { Ok((File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+    // std's pipe is pipe2(O_CLOEXEC), as qemu must inherit only the ports.
+    let (r, w) = io::pipe()?;
+    Ok((File::from(OwnedFd::from(r)), OwnedFd::from(w)))
 }
 
 /// Why the loop stopped qemu itself.

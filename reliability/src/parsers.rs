@@ -79,14 +79,11 @@ pub fn tar(data: &[u8]) {
 /// (program headers, dynamic section, strings), the latter on a memfd.
 pub fn elf(data: &[u8]) {
     let _ = dockpack::arch::elf_arch(data);
-    // SAFETY: a valid NUL-terminated name; the fd is owned by the File.
-    let fd = unsafe { libc::memfd_create(c"fuzz-elf".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let Ok(fd) = memfd_create(c"fuzz-elf", MFdFlags::MFD_CLOEXEC) else {
         return;
-    }
-    use std::os::fd::FromRawFd;
-    // SAFETY: fd is a fresh descriptor nobody else owns.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    };
+    let mut file = std::fs::File::from(fd);
     if file.write_all(data).is_ok() {
         let _ = elfdeps::elf::probe(&file, data.len() as u64);
     }
