@@ -185,6 +185,8 @@ fn run_inner(ports: &mut Ports) -> Result<String, Failed> {
 fn reap_until(pid: c_int) -> Result<String, Failed> {
     loop {
         let mut st: c_int = 0;
+        // SAFETY: waitpid(2) writes one int through the pointer, and st
+        // is a live local int.
         let got = unsafe { waitpid(-1, &mut st, 0) };
         if got < 0 {
             let e = io::Error::last_os_error();
@@ -228,6 +230,8 @@ fn read_argv() -> Result<Vec<OsString>, Failed> {
 
 fn mount_fs(source: &str, target: &str, fstype: &str, flags: c_ulong) -> Result<(), Failed> {
     let (s, t, f) = (cstr(source), cstr(target), cstr(fstype));
+    // SAFETY: the three strings are NUL-terminated CStrings that outlive
+    // the call, and devtmpfs, proc and sysfs take no data (NULL).
     let r = unsafe { mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), flags, std::ptr::null()) };
     if r != 0 {
         let e = io::Error::last_os_error();
@@ -247,6 +251,10 @@ fn open_port(path: &str) -> Result<File, Failed> {
         .open(path)
         .map_err(|e| fail(path, e))?;
     let fd = f.as_raw_fd();
+    // SAFETY: Termios is glibc's struct termios (a #[repr(C)] struct of
+    // integers, so all zeros is a valid value), which tcgetattr(3) and
+    // cfmakeraw(3) write and tcsetattr(3) reads; fd stays open while f
+    // lives, and fcntl(2) F_GETFL/F_SETFL take an int, no pointer.
     unsafe {
         let mut t: Termios = std::mem::zeroed();
         if tcgetattr(fd, &mut t) != 0 {
@@ -268,6 +276,7 @@ fn open_port(path: &str) -> Result<File, Failed> {
 /// Waits until everything written to the port has left the UART, i.e. has
 /// been handed to qemu and so to kvmrun's pipe.
 fn drain(f: &File) {
+    // SAFETY: tcdrain(3) takes only the descriptor, open while f lives.
     unsafe {
         while tcdrain(f.as_raw_fd()) != 0 {
             if io::Error::last_os_error().raw_os_error() != Some(EINTR) {
@@ -279,6 +288,9 @@ fn drain(f: &File) {
 
 fn power_off(report: Option<File>, verbose: bool) {
     drop(report);
+    // SAFETY: klogctl(2) with CONSOLE_OFF reads no buffer (NULL, length
+    // 0), sync(2) takes nothing, and reboot(2) takes an int; we are PID 1
+    // in the guest with CAP_SYS_BOOT, so power-off ends the VM.
     unsafe {
         if !verbose {
             klogctl(SYSLOG_ACTION_CONSOLE_OFF, std::ptr::null_mut(), 0);

@@ -11,8 +11,7 @@ use std::process::Command;
 
 /// True when the tests run as root.
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// An ordinary (non-root) user that `command` runs programs as.
@@ -52,8 +51,8 @@ fn home_of(name: &str) -> Option<PathBuf> {
 /// `name` says. Err says why there is none (for `skip`).
 pub fn ordinary_user(name: &str) -> Result<User, String> {
     if !is_root() {
-        // SAFETY: getuid and getgid have no preconditions and cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
         let me = std::env::var("USER").unwrap_or_default();
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
