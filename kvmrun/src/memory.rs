@@ -97,15 +97,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// This host's physical memory: no VM it starts can hold more, so it
 /// bounds what `kvmrun -` reads when `--mem` is not given.
 pub fn host_ram() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let (pages, size) = unsafe {
-        (
-            libc::sysconf(libc::_SC_PHYS_PAGES),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    match (u64::try_from(pages), u64::try_from(size)) {
-        (Ok(p), Ok(s)) if p > 0 && s > 0 => p.saturating_mul(s),
+    use nix::unistd::{sysconf, SysconfVar};
+    let pages = sysconf(SysconfVar::_PHYS_PAGES).ok().flatten();
+    let size = sysconf(SysconfVar::PAGE_SIZE).ok().flatten();
+    match (pages.map(u64::try_from), size.map(u64::try_from)) {
+        (Some(Ok(p)), Some(Ok(s))) if p > 0 && s > 0 => p.saturating_mul(s),
         _ => u64::MAX,
     }
 }

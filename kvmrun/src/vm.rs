@@ -20,13 +20,15 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::accel::Accel;
 use crate::report::{Channel, Outcome};
@@ -122,41 +124,26 @@ pub fn qemu_args(spec: &Spec, ports: [RawFd; 3]) -> Vec<OsString> {
 /// SIGINT, SIGTERM and SIGHUP, blocked and readable from a signalfd, so
 /// the loop handles them between reads instead of in a handler.
 pub struct Signals {
-    fd: OwnedFd,
+    fd: SignalFd,
 }
 
 impl Signals {
     /// Blocks the signals in this (single-threaded) process. qemu starts
     /// with an empty mask: std resets it in the child.
     pub fn block() -> io::Result<Signals> {
-        // SAFETY: plain libc calls on a local sigset.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                libc::sigaddset(&mut set, s);
-            }
-            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(Signals {
-                fd: OwnedFd::from_raw_fd(fd),
-            })
+        let mut set = SigSet::empty();
+        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            set.add(s);
         }
+        set.thread_block()?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+        Ok(Signals { fd })
     }
 
+    /// A pending signal, if any (the signalfd is non-blocking).
     fn take(&self) -> Option<i32> {
-        // SAFETY: signalfd_siginfo is a plain C struct of integers, for
-        // which all zeros is a valid value.
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        // SAFETY: reading into a properly sized, owned struct.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), (&raw mut info).cast(), size) };
-        (n == size as isize).then_some(info.ssi_signo as i32)
+        let info = self.fd.read_signal().ok().flatten()?;
+        Some(info.ssi_signo as i32)
     }
 }
 
@@ -210,7 +197,9 @@ impl Watch<'_> {
                     revents: 0,
                 },
             ];
-            // SAFETY: pfds is a valid array of two pollfd.
+            // SAFETY: poll(2) reads and writes exactly the 2 pollfd of
+            // the live local array. (nix's poll takes BorrowedFd, which
+            // `fd: RawFd` from the caller cannot give without unsafe.)
             let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, wait_ms) };
             if n < 0 {
                 let e = io::Error::last_os_error();
@@ -396,8 +385,10 @@ pub fn run(spec: &Spec, signals: &Signals) -> anyhow::Result<u8> {
     // The descriptors qemu inherits: the three ports and the kernel.
     let mut inherit = ports.to_vec();
     inherit.extend(spec.kernel_fd);
-    // SAFETY: only async-signal-safe calls (prctl, getppid, fcntl,
-    // _exit) between fork and exec.
+    // SAFETY: pre_exec runs in the forked child, where only
+    // async-signal-safe functions may be called (signal-safety(7)): the
+    // closure calls only prctl, getppid, fcntl and _exit, allocates
+    // nothing and takes no lock; `inherit` was built before the fork.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -586,7 +577,9 @@ fn relay(
                 pfds[k].fd = -1;
             }
         }
-        // SAFETY: pfds is a valid array of pollfd.
+        // SAFETY: poll(2) reads and writes exactly pfds.len() pollfd of the
+        // live local array; it ignores an entry whose fd is -1, which is
+        // how a closed port is left out (nix's PollFd cannot hold -1).
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
         if n < 0 {
             let e = io::Error::last_os_error();
