@@ -15,14 +15,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 fn mkfifo(p: &Path) {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
 }
 
 /// A scratch directory with a TMPDIR inside it and a fake kernel (a
@@ -194,9 +191,9 @@ fn signal_during_copy(
     // Let it get into the copy (through setpriv too), then signal it.
     std::thread::sleep(Duration::from_millis(500));
     assert!(child.try_wait().unwrap().is_none(), "kvmrun ended early");
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: signalling our own child, which has not been reaped.
-    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    let pid = nix::unistd::Pid::from_raw(child.id() as libc::pid_t);
+    let signal = nix::sys::signal::Signal::try_from(signal).unwrap();
+    nix::sys::signal::kill(pid, signal).unwrap();
     let (st, err, took) = wait_bounded(&mut child, Duration::from_secs(5));
     drop(writer);
     (st, err, took, s.leftovers())

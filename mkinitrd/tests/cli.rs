@@ -15,8 +15,7 @@ use filelist::owner::{FakerootState, Ownership};
 use filelist::records::Terminator;
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 fn have(tool: &str) -> bool {

@@ -451,19 +451,15 @@ fn chrootrun_does_not_leak_an_inherited_directory_fd() {
     let hostdir = tmp.path().join("hostdir");
     fs::create_dir(&hostdir).unwrap();
     fs::write(hostdir.join("host-marker"), SECRET).unwrap();
-    let c_path = std::ffi::CString::new(hostdir.display().to_string()).unwrap();
     // Deliberately without O_CLOEXEC: a careless parent hands it down.
-    // SAFETY: a valid NUL-terminated path; the fd is closed below.
-    let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
-    assert!(
-        fd >= 0,
-        "open {}: {}",
-        hostdir.display(),
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: "/" is a valid path; closed below.
-    let rootfd = unsafe { libc::open(c"/".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
-    assert!(rootfd >= 0);
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    use std::os::fd::AsRawFd;
+    let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
+    let hostfd = open(&hostdir, dir_flags, Mode::empty())
+        .unwrap_or_else(|e| panic!("open {}: {e}", hostdir.display()));
+    let rootfd_owned = open("/", dir_flags, Mode::empty()).unwrap();
+    let (fd, rootfd) = (hostfd.as_raw_fd(), rootfd_owned.as_raw_fd());
     let script = format!(
         "for f in /proc/self/fd/*; do if [ -d \"$f\" ]; then echo \"DIRFD $f\"; /bin/busybox ls \"$f/\"; fi; done; \
          /bin/busybox cat /proc/self/fd/{fd}/host-marker; /bin/busybox ls /proc/self/fd/{rootfd}/; exit 0"
@@ -502,9 +498,5 @@ fn chrootrun_does_not_leak_an_inherited_directory_fd() {
             "host file read through an inherited fd"
         );
     }
-    // SAFETY: our own fds.
-    unsafe {
-        libc::close(fd);
-        libc::close(rootfd);
-    }
+    drop((hostfd, rootfd_owned));
 }

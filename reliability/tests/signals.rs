@@ -4,6 +4,8 @@
 //! gets its own TMPDIR and a unique marker in the command line, so
 //! processes of other test runs on the machine are never mistaken for ours.
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use reliability_tests::{skip, tool};
 use std::fs;
 use std::path::Path;
@@ -58,18 +60,12 @@ fn survivors(marker: &str, limit: Duration) -> Vec<(u32, String)> {
 
 fn kill_all(found: &[(u32, String)]) {
     for (pid, _) in found {
-        // SAFETY: plain kill(2) on a pid we found running our marker.
-        unsafe {
-            libc::kill(*pid as libc::pid_t, libc::SIGKILL);
-        }
+        let _ = kill(Pid::from_raw(*pid as libc::pid_t), Signal::SIGKILL);
     }
 }
 
 fn sigterm(child: &Child) {
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    let _ = kill(Pid::from_raw(child.id() as libc::pid_t), Signal::SIGTERM);
 }
 
 fn busybox_tree(dir: &Path) -> bool {

@@ -157,9 +157,12 @@ fn wait_bounded(child: std::process::Child, limit: Duration) -> Output {
         let start = Instant::now();
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
             if start.elapsed() > limit {
-                // SAFETY: kill has no memory preconditions; `pid` is our
-                // child, not yet reaped (we are still waiting for it).
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                // `pid` is our child, not yet reaped (we still wait for it),
+                // so the number cannot have gone to another process.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -19,8 +19,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
@@ -79,12 +77,8 @@ impl Jobserver {
     /// top-level process's own token is its implicit one).
     pub fn create(path: &Path, jobs: usize) -> io::Result<Jobserver> {
         let _ = std::fs::remove_file(path);
-        let name = std::ffi::CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: a valid NUL-terminated path; mkfifo has no other inputs.
-        if unsafe { libc::mkfifo(name.as_ptr(), 0o600) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        use rustix::fs::{mknodat, FileType, Mode, CWD};
+        mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o600), 0)?;
         let pool = Jobserver::open(path)?;
         if let Some(mut f) = pool.fifo.as_ref() {
             f.write_all(&vec![b'+'; jobs.saturating_sub(1)])?;
@@ -146,13 +140,12 @@ impl Jobserver {
             // Sleep until a token may be in the pipe, but not longer than
             // RECHECK, so a freed implicit token is seen soon.
             drop(free);
-            let mut pfd = libc::pollfd {
-                fd: fifo.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd for the duration of the call.
-            unsafe { libc::poll(&mut pfd, 1, RECHECK.as_millis() as libc::c_int) };
+            use rustix::event::{poll, PollFd, PollFlags, Timespec};
+            let wait = Timespec::try_from(RECHECK).unwrap_or(Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            });
+            let _ = poll(&mut [PollFd::new(fifo, PollFlags::IN)], Some(&wait));
             free = self.implicit.lock().unwrap_or_else(|e| e.into_inner());
         }
     }

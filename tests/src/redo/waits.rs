@@ -20,7 +20,6 @@
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
@@ -42,11 +41,10 @@ pub fn lock(path: &Path) -> io::Result<TargetLock> {
         .truncate(false)
         .open(path)?;
     loop {
-        // SAFETY: a valid descriptor owned by `file`.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+        let Err(e) = rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive) else {
             return Ok(TargetLock { _file: file });
-        }
-        let e = io::Error::last_os_error();
+        };
+        let e = io::Error::from(e);
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
         }
