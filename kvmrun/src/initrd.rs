@@ -22,7 +22,7 @@
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
@@ -147,7 +147,7 @@ pub fn build(src: &Source, out: &Path, guest: &Guest, watch: &Watch) -> anyhow::
     let mut checked = false;
     loop {
         if pipe {
-            watch.wait_readable(input.as_raw_fd())?;
+            watch.wait_readable(input.as_fd())?;
         } else {
             watch.check()?;
         }

@@ -20,13 +20,15 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -175,7 +177,7 @@ impl Watch<'_> {
 
     /// Waits until `fd` is readable (or at its end), a signal arrives or
     /// the deadline passes; the latter two are errors.
-    pub fn wait_readable(&self, fd: RawFd) -> anyhow::Result<()> {
+    pub fn wait_readable(&self, fd: BorrowedFd<'_>) -> anyhow::Result<()> {
         loop {
             self.check()?;
             let wait_ms = match self.deadline {
@@ -186,32 +188,23 @@ impl Watch<'_> {
                 None => -1,
             };
             let mut pfds = [
-                libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.signals.fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
+                PollFd::new(fd, PollFlags::POLLIN),
+                PollFd::new(self.signals.fd.as_fd(), PollFlags::POLLIN),
             ];
-            // SAFETY: poll(2) reads and writes exactly the 2 pollfd of
-            // the live local array. (nix's poll takes BorrowedFd, which
-            // `fd: RawFd` from the caller cannot give without unsafe.)
-            let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, wait_ms) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            let timeout = PollTimeout::try_from(wait_ms).unwrap_or(PollTimeout::NONE);
+            match poll(&mut pfds, timeout) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    return Err(anyhow::Error::new(io::Error::from(e)).context("polling the input"))
                 }
-                return Err(anyhow::Error::new(e).context("polling the input"));
             }
-            if pfds[1].revents != 0 {
+            // Bits nix does not know (None) still mean "look".
+            let woke = |p: &PollFd<'_>| p.revents().is_none_or(|r| !r.is_empty());
+            if woke(&pfds[1]) {
                 continue; // check() takes the signal
             }
-            if pfds[0].revents != 0 {
+            if woke(&pfds[0]) {
                 return Ok(());
             }
         }
@@ -549,47 +542,39 @@ fn relay(
         // Report first, then stdout, then console: the init writes its
         // report (and drains stdout) before the kernel prints its last
         // lines, so this order sees them in the order they were written.
-        let mut pfds = [
-            libc::pollfd {
-                fd: fds[2].as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: fds[1].as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: fds[0].as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: signals.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
         let order = [2usize, 1, 0];
-        for (k, &i) in order.iter().enumerate() {
-            if !open[i] {
-                pfds[k].fd = -1;
+        // Which ports have data, EOF or an error, and whether a signal
+        // came. A port at EOF is left out: its hangup would wake every poll.
+        let mut ready = [false; 3];
+        let signalled;
+        {
+            let mut pfds = Vec::with_capacity(4);
+            let mut ports = Vec::with_capacity(3);
+            for &i in &order {
+                if open[i] {
+                    pfds.push(PollFd::new(fds[i].as_fd(), PollFlags::POLLIN));
+                    ports.push(i);
+                }
             }
-        }
-        // SAFETY: poll(2) reads and writes exactly pfds.len() pollfd of the
-        // live local array; it ignores an entry whose fd is -1, which is
-        // how a closed port is left out (nix's PollFd cannot hold -1).
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+            pfds.push(PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN));
+            let timeout = PollTimeout::try_from(wait_ms).unwrap_or(PollTimeout::NONE);
+            match poll(&mut pfds, timeout) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    return Err(anyhow::Error::new(io::Error::from(e))
+                        .context("polling qemu's serial ports"))
+                }
             }
-            return Err(anyhow::Error::new(e).context("polling qemu's serial ports"));
+            // Bits nix does not know (None) still mean "look".
+            let woke = |p: &PollFd<'_>| p.revents().is_none_or(|r| !r.is_empty());
+            for (p, &i) in pfds.iter().zip(&ports) {
+                ready[i] = woke(p);
+            }
+            signalled = pfds.last().is_some_and(woke);
         }
-        for (k, &i) in order.iter().enumerate() {
-            if pfds[k].revents == 0 {
+        for &i in &order {
+            if !ready[i] {
                 continue;
             }
             let got = match fds[i].read(&mut buf) {
@@ -620,7 +605,7 @@ fn relay(
                 }
             }
         }
-        if pfds[3].revents != 0 {
+        if signalled {
             if let Some(sig) = signals.take() {
                 if stop.is_none() {
                     stop = Some(Stop::Signal(sig));
