@@ -83,7 +83,9 @@ pub fn close_host_paths() {
             continue;
         }
         match &null {
-            // SAFETY: dup2 onto a standard fd we decided to replace.
+            // SAFETY: dup2(2) takes two numbers, no pointers: n is our
+            // open /dev/null, and fd 0-2 are owned by no Rust object (std's
+            // stdio handles only use the numbers), so none is invalidated.
             Some(n) if fd <= 2 => unsafe {
                 libc::dup2(n.as_raw_fd(), fd);
             },

@@ -497,7 +497,9 @@ fn child_main(opts: &Options, sock: OwnedFd, err_w: OwnedFd, mask: &SigSet, idma
     if opts.proc {
         exec_or_report(opts, err_w, mask);
     }
-    // SAFETY: fork in a single-threaded process.
+    // SAFETY: this is the child that clone_process made, a new process
+    // with one thread, and nothing in child_main starts another: the
+    // forked child inherits no lock another thread held and may allocate.
     match unsafe { fork() } {
         Err(e) => report(err_w, &fail(RUNNER_FAILED, format!("fork: {e}"))),
         Ok(ForkResult::Child) => exec_or_report(opts, err_w, mask),

@@ -445,17 +445,21 @@ fn signals_sent_to_chrootrun_reach_the_program() {
 /// Opens `path` with `flags` as fd `at` in the child, without FD_CLOEXEC.
 /// Only async-signal-safe calls: it runs between fork and exec.
 fn open_at(path: &std::ffi::CStr, flags: libc::c_int, at: libc::c_int) -> std::io::Result<()> {
-    // SAFETY: a valid NUL-terminated path.
+    // SAFETY: path is a NUL-terminated CStr that outlives the call, and
+    // open(2) with no O_CREAT reads no mode argument.
     let fd = unsafe { libc::open(path.as_ptr(), flags) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: dup2 onto a number the child does not use; dup2 clears FD_CLOEXEC.
+    // SAFETY: dup2(2) takes two numbers, no pointers: fd is the one just
+    // opened and `at` a number the forked child has no Rust owner for (it
+    // execs next), so no OwnedFd is invalidated. dup2 clears FD_CLOEXEC.
     if fd != at && unsafe { libc::dup2(fd, at) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     if fd != at {
-        // SAFETY: our own fd.
+        // SAFETY: fd came from the open above, nothing else holds it, and
+        // it is not `at`, so the copy just made stays open.
         unsafe { libc::close(fd) };
     }
     Ok(())
@@ -475,7 +479,10 @@ fn inherited_directory_fds_are_closed_and_plain_files_kept() {
         // and a plain file on 10 (kept, like make's jobserver pipe).
         let prepare = |c: &mut Command| {
             let (fixture, passed) = (fixture.clone(), passed.clone());
-            // SAFETY: the closure only calls open, dup2 and close.
+            // SAFETY: pre_exec runs between fork and exec, where only
+            // async-signal-safe calls are allowed (signal-safety(7)): the
+            // closure calls only open, dup2 and close, on CStrings made
+            // before the fork, and allocates nothing.
             unsafe {
                 c.pre_exec(move || {
                     open_at(c"/", libc::O_RDONLY | libc::O_DIRECTORY, 7)?;
