@@ -88,7 +88,9 @@ fn status_code(s: WaitStatus) -> Option<u8> {
 /// sigtimedwait(2); `None` when the time ran out or a handler interrupted.
 fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> Option<libc::siginfo_t> {
     let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
-    // SAFETY: set and info are valid for the call; ts outlives it.
+    // SAFETY: set is the sigset_t inside a live SigSet, info a zeroed
+    // siginfo_t the kernel may write, and ts a local that outlives the
+    // call. (nix wraps sigwait, not sigtimedwait: no timeout.)
     let ret = unsafe {
         match timeout {
             Some(t) => {
