@@ -110,13 +110,32 @@ impl StdinOnly {
     }
 }
 
-/// The runners' shared options.
+/// The runners' shared options and their one rule for CMD: everything
+/// after the root (DIR, INITRD) that is not one of the runner's options
+/// is CMD and its arguments; a `--` before CMD is allowed, not needed
+/// (`chrootrun DIR sh -c x`, `kvmrun IMG -- sh -c x`), as for `env(1)`
+/// and `docker run IMAGE CMD`. Flattened after the root positional.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunnerArgs {
     /// After SECS seconds stop CMD (and everything it started) and exit
     /// 124, as timeout(1) (decimals allowed; 0: no limit).
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
+    /// The command and its arguments (default: the image's /init); the
+    /// options of CMD are its own, and a `--` before CMD is optional.
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+impl RunnerArgs {
+    /// `--timeout`, with 0 meaning none.
+    pub fn limit(&self) -> Option<Duration> {
+        self.timeout.filter(|t| !t.is_zero())
+    }
 }
 
 /// Parses `--timeout`: seconds, decimals allowed, at most 10^9; 0 means no
