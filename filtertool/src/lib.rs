@@ -7,7 +7,13 @@
 //!   with status 0, as `head` users expect: Rust ignores SIGPIPE, so the
 //!   write fails with `EPIPE` and is recognised here;
 //! - argument errors are one line too, with the usage code the tool picks
-//!   (2 for filters like coreutils, 125 for the runners like `docker run`).
+//!   (2 for filters like coreutils, 125 for the runners like `docker run`);
+//! - the options several tools share are clap argument structs ([`args`]),
+//!   so each is spelled and parsed once, into a typed value.
+//!
+//! Every tool's `main.rs` is the same two lines,
+//! `filtertool::main(tool::PROGRAM, tool::run)`, where `PROGRAM` is a
+//! [`Tool`] (name and exit codes) and `run` takes the parsed command line.
 
 pub mod args;
 pub mod quote;
@@ -287,6 +293,46 @@ mod tests {
             "the following required arguments were not provided: <DIR>"
         );
         assert_eq!(first_paragraph(""), "bad arguments");
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Probe {
+        #[command(flatten)]
+        tree: args::TreeArgs,
+        #[command(flatten)]
+        archive: args::ArchiveArgs,
+    }
+
+    fn usage_of(argv: &[&str]) -> String {
+        use clap::Parser;
+        let e = Probe::try_parse_from(argv).unwrap_err();
+        usage_message(&e)
+    }
+
+    #[test]
+    fn value_errors_that_name_their_option_are_shown_as_is() {
+        assert_eq!(
+            usage_of(&["t", "--owner", "root"]),
+            "--owner wants UID:GID in decimal, not \"root\""
+        );
+        // clap's own message otherwise, on one line.
+        assert!(usage_of(&["t", "--bogus"]).starts_with("unexpected argument '--bogus'"));
+        use clap::Parser;
+        let p = Probe::try_parse_from(["t", "-0", "--owner", "1:2", "-f", "-C", "d", "x"]).unwrap();
+        assert!(p.tree.null && p.archive.force);
+        assert_eq!(p.tree.owner, Some(args::Owner { uid: 1, gid: 2 }));
+        assert!(p.tree.stdin_only.check("names").is_err());
+    }
+
+    #[test]
+    fn filters_and_runners_have_their_codes() {
+        assert_eq!((Tool::filter("x").usage, Tool::filter("x").failure), (2, 1));
+        assert_eq!(
+            (Tool::runner("x").usage, Tool::runner("x").failure),
+            (125, 125)
+        );
+        let e = usage("bad");
+        assert_eq!(failure_code(&e), Some(exit::USAGE));
     }
 
     #[test]
