@@ -117,6 +117,41 @@ pub fn run(cli: Cli) -> Result<u8> {
     Ok(0)
 }
 
+/// The proper ancestors of a member name, outermost first (`a/b/c` →
+/// `a`, `a/b`).
+fn ancestors(member: &[u8]) -> Vec<Vec<u8>> {
+    member
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'/')
+        .map(|(i, _)| member[..i].to_vec())
+        .collect()
+}
+
+/// Refuses a `--add` whose parent directories the archive does not
+/// hold as directories by the time it is written.
+fn check_parents(
+    add: &Add,
+    parents: &std::collections::HashMap<Vec<u8>, Option<bool>>,
+) -> Result<()> {
+    for dir in ancestors(&add.member) {
+        let why = match parents.get(&dir).copied().flatten() {
+            Some(true) => continue,
+            Some(false) => "is not a directory in the archive",
+            None => "is not in the archive (the kernel creates no missing directory: list it in the input)",
+        };
+        let mut given = add.member.clone();
+        given.push(b'=');
+        given.extend_from_slice(add.host.as_os_str().as_bytes());
+        anyhow::bail!(
+            "--add {}: its parent {} {why}",
+            filelist::entry::quote(&given),
+            filelist::entry::quote(&dir)
+        );
+    }
+    Ok(())
+}
+
 /// The `--add` whose member is the input name `name` (`./init` and
 /// `init` are one member).
 fn added_too<'a>(adds: &'a [Add], name: &[u8]) -> Option<&'a Add> {
@@ -140,6 +175,16 @@ fn pack_all<W: Write, R: std::io::BufRead>(
 ) -> Result<()> {
     let mut packer = Packer::new(out, opts)?;
     let mut order = filelist::sorted::OrderCheck::new();
+    // The directories the `--add` members go in, and whether the input
+    // (or an earlier --add) made each a directory: the kernel's unpacker
+    // creates no missing parent, and a member whose open fails is skipped
+    // without a word (init/initramfs.c, do_name), so a `--add sbin/init`
+    // without `sbin` would boot with no init.
+    let mut parents: std::collections::HashMap<Vec<u8>, Option<bool>> = adds
+        .iter()
+        .flat_map(|a| ancestors(&a.member))
+        .map(|p| (p, None))
+        .collect();
     loop {
         let line = records.line() + 1;
         let record = match records.next_record() {
@@ -166,12 +211,21 @@ fn pack_all<W: Write, R: std::io::BufRead>(
             ))
             .with_context(|| format!("stdin line {line}"));
         }
-        packer
+        let mode = packer
             .add_input(&input)
             .with_context(|| format!("stdin line {line}"))?;
+        if let Some(dir) =
+            parents.get_mut(&filelist::archive::member_name(input.name()).unwrap_or_default())
+        {
+            *dir = Some(mode & 0o170000 == 0o040000);
+        }
     }
     for add in adds {
+        check_parents(add, &parents)?;
         packer.add_host_file(add)?;
+        if let Some(dir) = parents.get_mut(&add.member) {
+            *dir = Some(std::fs::metadata(&add.host).is_ok_and(|m| m.is_dir()));
+        }
     }
     packer.finish()?;
     Ok(())

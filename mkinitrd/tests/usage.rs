@@ -163,3 +163,71 @@ fn no_archive_to_a_terminal_without_force() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(seen >= 2 * 110, "{seen} bytes on the terminal");
 }
+
+/// My own attack on `--add`: a member whose parent the archive does not
+/// hold as a directory. The kernel's unpacker creates no missing parent
+/// and skips a member it cannot open without a word, so `--add
+/// sbin/init=…` with no `sbin` (or with `sbin` a file) used to give an
+/// archive that boots without that file.
+#[test]
+fn add_under_a_missing_or_non_directory_parent_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fs::create_dir_all(root.join("sbin")).unwrap();
+    fs::write(root.join("file"), b"x").unwrap();
+    let host = t.path().join("host");
+    fs::write(&host, b"from the host").unwrap();
+    let h = host.display();
+    for (input, add, want) in [
+        (
+            &b".\n"[..],
+            format!("sbin/init={h}"),
+            "its parent \"sbin\" is not in the archive",
+        ),
+        (
+            b".\n./file\n",
+            format!("file/x={h}"),
+            "its parent \"file\" is not a directory",
+        ),
+        (
+            b".\n./sbin\n",
+            format!("sbin/a/b={h}"),
+            "its parent \"sbin/a\" is not in the archive",
+        ),
+    ] {
+        let o = mkinitrd()
+            .arg("-C")
+            .arg(&root)
+            .args(["--add", &add])
+            .write_stdin(input)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{add}: {err}");
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{add}: {err}"
+        );
+    }
+    // With the parent in the input (or added first as a directory) it is
+    // written, after it.
+    let o = mkinitrd()
+        .arg("-C")
+        .arg(&root)
+        .args(["--add", &format!("sbin/init={h}")])
+        .write_stdin(&b".\n./sbin\n"[..])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(members(&o.stdout), [".", "sbin", "sbin/init"]);
+    let o = mkinitrd()
+        .arg("-C")
+        .arg(&root)
+        .args(["--add", &format!("d={}", root.join("sbin").display())])
+        .args(["--add", &format!("d/init={h}")])
+        .write_stdin(&b".\n"[..])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(members(&o.stdout), [".", "d", "d/init"]);
+}
