@@ -121,7 +121,7 @@ pub struct RunnerArgs {
     /// 124, as timeout(1) (decimals allowed; 0: no limit).
     #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
-    /// The command and its arguments (default: the image's /init); the
+    /// The command and its arguments (default: /init in the root); the
     /// options of CMD are its own, and a `--` before CMD is optional.
     #[arg(
         value_name = "CMD",
