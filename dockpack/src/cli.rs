@@ -1,6 +1,10 @@
 //! The `dockpack` command line: `layer` and `image`, as clap derive
 //! structs whose doc comments are the help text.
 
+// The doc comments are written for `--help` (`NAME[:TAG]`,
+// `sha256:<config digest>`), not as rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use std::io;
 use std::path::PathBuf;
 
