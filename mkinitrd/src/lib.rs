@@ -214,10 +214,12 @@ fn pack_all<W: Write, R: std::io::BufRead>(
         let mode = packer
             .add_input(&input)
             .with_context(|| format!("stdin line {line}"))?;
-        if let Some(dir) =
-            parents.get_mut(&filelist::archive::member_name(input.name()).unwrap_or_default())
-        {
-            *dir = Some(mode & 0o170000 == 0o040000);
+        // Without --add nothing is looked up (no allocation per record).
+        if !parents.is_empty() {
+            let member = filelist::archive::member_name(input.name()).unwrap_or_default();
+            if let Some(dir) = parents.get_mut(&member) {
+                *dir = Some(mode & 0o170000 == 0o040000);
+            }
         }
     }
     for add in adds {
