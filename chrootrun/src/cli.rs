@@ -4,7 +4,6 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Parser;
 
@@ -70,19 +69,12 @@ pub struct Cli {
     /// Working directory inside the container (default /).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
-    /// After SECS seconds kill CMD and everything it started, exit 124 (0: no limit).
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
-    pub timeout: Option<Duration>,
     /// The container's root directory.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
-    /// The command and its arguments, resolved inside DIR (default /init).
-    #[arg(
-        value_name = "CMD",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    pub command: Vec<OsString>,
+    /// `--timeout` and CMD (resolved inside DIR), as kvmrun takes them.
+    #[command(flatten)]
+    pub runner: filtertool::args::RunnerArgs,
 }
 
 impl Cli {
@@ -94,15 +86,4 @@ impl Cli {
 
 fn parse_cap(s: &str) -> Result<rustix::thread::CapabilitySet, String> {
     crate::caps::parse(s).ok_or_else(|| format!("'{s}' is not a capability name (e.g. SYS_PTRACE)"))
-}
-
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-        return Err(format!("'{s}' is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }

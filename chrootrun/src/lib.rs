@@ -63,6 +63,9 @@ use crate::setup::{Mount, Plan};
 
 pub const TOOL: &str = "chrootrun";
 
+/// The name in messages and the exit codes.
+pub const PROGRAM: filtertool::Tool = filtertool::Tool::runner(TOOL);
+
 /// Everything a run needs, checked before any namespace exists.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -210,10 +213,11 @@ impl Options {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
 
-        let command = if cli.command.is_empty() {
+        let timeout = cli.runner.limit();
+        let command = if cli.runner.command.is_empty() {
             vec![OsString::from("/init")]
         } else {
-            cli.command
+            cli.runner.command
         };
         let argv = command
             .into_iter()
@@ -239,7 +243,7 @@ impl Options {
                 path,
                 dir: shown,
             },
-            timeout: cli.timeout.filter(|t| !t.is_zero()),
+            timeout,
             proc: cli.proc,
             net: cli.net,
         })

@@ -262,6 +262,28 @@ pub fn detect(layers: &mut [(PathBuf, File)], program: &str) -> Result<Option<&'
     Ok(None)
 }
 
+/// The `GOARCH` names `--arch` accepts: those [`elf_arch`] maps an ELF
+/// machine to, all of them Go's (`go tool dist list`), which image-spec
+/// config.md names as the values of `architecture`. Another name (`sparc`,
+/// a typo) would give an image no engine runs.
+pub const GOARCHES: &[&str] = &[
+    "386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64",
+    "ppc64le", "riscv64", "s390x",
+];
+
+/// Checks an `--arch` value against [`GOARCHES`].
+pub fn check_goarch(name: &str) -> Result<(), String> {
+    if GOARCHES.contains(&name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "--arch {}: not a GOARCH name this tool maps (one of {})",
+            filtertool::quote::quote(name.as_bytes()),
+            GOARCHES.join(", ")
+        ))
+    }
+}
+
 /// Maps an ELF header to a `GOARCH` name.
 pub fn elf_arch(head: &[u8]) -> Option<&'static str> {
     if head.len() < 64 || &head[..4] != b"\x7fELF" {
@@ -291,6 +313,41 @@ pub fn elf_arch(head: &[u8]) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_mapped_machine_is_accepted() {
+        for m in [
+            eh::EM_X86_64,
+            eh::EM_AARCH64,
+            eh::EM_386,
+            eh::EM_ARM,
+            eh::EM_PPC64,
+            eh::EM_S390,
+            eh::EM_RISCV,
+            eh::EM_MIPS,
+            258,
+        ] {
+            for (class, data) in [(1, 1), (1, 2), (2, 1), (2, 2)] {
+                let mut h = vec![0u8; 64];
+                h[..4].copy_from_slice(b"\x7fELF");
+                h[4] = class;
+                h[5] = data;
+                h[6] = 1;
+                let bytes = m.to_le_bytes();
+                if data == 1 {
+                    h[18..20].copy_from_slice(&bytes);
+                } else {
+                    h[18] = bytes[1];
+                    h[19] = bytes[0];
+                }
+                if let Some(a) = elf_arch(&h) {
+                    assert!(check_goarch(a).is_ok(), "{a}");
+                }
+            }
+        }
+        assert!(check_goarch("sparc").is_err());
+        assert!(check_goarch("").is_err());
+    }
 
     #[test]
     fn maps_machines() {

@@ -207,6 +207,18 @@ pub struct Inputs<'a> {
     layers: Vec<LayerFile>,
 }
 
+/// Checks a `KEY=VALUE` of option `option` (`--env`, `--label`): the key
+/// must not be empty.
+pub fn check_key_value(option: &str, text: &str) -> Result<(), String> {
+    match text.split_once('=') {
+        Some((k, _)) if !k.is_empty() => Ok(()),
+        _ => Err(format!(
+            "{option} {}: expected KEY=VALUE",
+            quote(text.as_bytes())
+        )),
+    }
+}
+
 /// Checks the options and opens every layer.
 pub fn prepare(opts: &ImageOptions) -> Result<Inputs<'_>> {
     if opts.layers.is_empty() {
@@ -219,24 +231,13 @@ pub fn prepare(opts: &ImageOptions) -> Result<Inputs<'_>> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow!(e))?;
     for e in &opts.env {
-        match e.split_once('=') {
-            Some((k, _)) if !k.is_empty() => {}
-            _ => bail!("--env {}: expected KEY=VALUE", quote(e.as_bytes())),
-        }
+        check_key_value("--env", e).map_err(|e| anyhow!(e))?;
     }
     for l in &opts.labels {
-        match l.split_once('=') {
-            Some((k, _)) if !k.is_empty() => {}
-            _ => bail!("--label {}: expected KEY=VALUE", quote(l.as_bytes())),
-        }
+        check_key_value("--label", l).map_err(|e| anyhow!(e))?;
     }
     if let Some(a) = &opts.arch {
-        if a.is_empty() || !a.bytes().all(|c| c.is_ascii_alphanumeric()) {
-            bail!(
-                "--arch {}: expected a GOARCH name such as amd64 or arm64",
-                quote(a.as_bytes())
-            );
-        }
+        crate::arch::check_goarch(a).map_err(|e| anyhow!(e))?;
     }
     let layers = opts
         .layers

@@ -7,6 +7,7 @@
 //! that the same inputs give the same bytes.
 
 pub mod arch;
+pub mod cli;
 pub mod image;
 pub mod layer;
 pub mod layerpass;
@@ -15,3 +16,6 @@ pub mod tarfmt;
 
 /// The name in messages.
 pub const TOOL: &str = "dockpack";
+
+/// The name in messages and the exit codes.
+pub const PROGRAM: filtertool::Tool = filtertool::Tool::filter(TOOL);

@@ -290,16 +290,17 @@ fn image_refuses_bad_input_before_any_output() {
     let junk = t.path().join("junk.tar");
     fs::write(&junk, vec![b'x'; 2048]).unwrap();
     let g = good.to_str().unwrap();
-    for (args, want) in [
-        (vec![], "no layers"),
-        (vec![g, cut.to_str().unwrap()], "cut.tar"),
-        (vec![junk.to_str().unwrap()], "junk.tar"),
-        (vec!["--tag", "Hello:1", g], "invalid tag"),
-        (vec!["--tag", "a:b:c", g], "invalid tag"),
-        (vec!["/nonexistent.tar"], "nonexistent"),
+    // A bad option value is a usage error (2); a bad layer a failure (1).
+    for (args, want, code) in [
+        (vec![], "no layers", 1),
+        (vec![g, cut.to_str().unwrap()], "cut.tar", 1),
+        (vec![junk.to_str().unwrap()], "junk.tar", 1),
+        (vec!["--tag", "Hello:1", g], "invalid tag", 2),
+        (vec!["--tag", "a:b:c", g], "invalid tag", 2),
+        (vec!["/nonexistent.tar"], "nonexistent", 1),
     ] {
         let o = dockpack().arg("image").args(&args).output().unwrap();
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert_eq!(o.status.code(), Some(code), "{args:?}");
         assert!(o.stdout.is_empty(), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(

@@ -14,6 +14,7 @@
 //! everything resolved. With `--root` no printed path holds `.` or `..`
 //! (they are resolved in the tree), so joining it with DIR stays in DIR.
 
+pub mod cli;
 pub mod elf;
 pub mod ldconf;
 pub mod platform;
@@ -31,6 +32,9 @@ use filtertool::quote::Quoted;
 pub use resolve::{Outcome, Resolver};
 
 pub const TOOL: &str = "elfdeps";
+
+/// The name in messages and the exit codes.
+pub const PROGRAM: filtertool::Tool = filtertool::Tool::filter(TOOL);
 
 /// The command line, parsed.
 #[derive(Clone, Debug, Default)]

@@ -142,12 +142,29 @@ impl Resolver {
         })
     }
 
+    /// The input name as an absolute path, without `.` components or
+    /// repeated slashes (POSIX path resolution ignores both, so the name
+    /// means the same file): `./bin/hello` under `--root` is
+    /// `/bin/hello`, the name messages show. `..` is left to the
+    /// resolver, as a symlinked parent decides what it means.
     fn to_abs(&self, p: &[u8]) -> Vec<u8> {
-        if p.first() == Some(&b'/') {
+        let joined = if p.first() == Some(&b'/') {
             p.to_vec()
         } else {
             join(&self.base, p)
+        };
+        let mut out = Vec::with_capacity(joined.len());
+        for comp in joined.split(|&b| b == b'/') {
+            if comp.is_empty() || comp == b"." {
+                continue;
+            }
+            out.push(b'/');
+            out.extend_from_slice(comp);
         }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        out
     }
 
     fn load(&mut self, found: &Found) -> Result<Loaded, String> {

@@ -38,21 +38,11 @@ use hashing::{Lanes, Stream};
 #[derive(Parser, Debug)]
 #[command(name = "fileids", version)]
 pub struct Cli {
-    /// Resolve names relative to DIR instead of the current directory.
-    #[arg(short = 'C', value_name = "DIR", default_value = ".")]
-    pub dir: PathBuf,
-    /// Names on stdin are NUL-terminated (find -print0).
-    #[arg(short = '0', long = "null")]
-    pub null_in: bool,
+    #[command(flatten)]
+    pub tree: filtertool::args::TreeArgs,
     /// Write NUL-terminated records instead of lines.
     #[arg(short = 'z', long = "zero-terminated")]
     pub null_out: bool,
-    /// Record every file as owned by UID:GID (e.g. 0:0).
-    #[arg(long, value_name = "UID:GID")]
-    pub owner: Option<String>,
-    /// Take ownership, modes and device numbers from a `fakeroot -s` state file.
-    #[arg(long, value_name = "STATE")]
-    pub fakeroot: Option<PathBuf>,
     /// Hash with N threads (default: the number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
@@ -67,17 +57,21 @@ pub struct Options {
     pub jobs: usize,
 }
 
+/// The name in messages and the exit codes.
+pub const PROGRAM: filtertool::Tool = filtertool::Tool::filter("fileids");
+
 /// The tool's body: stdin to stdout.
 pub fn run(cli: Cli) -> Result<u8> {
-    let ownership = Ownership::from_options(cli.owner.as_deref(), cli.fakeroot.as_deref())
-        .map_err(|e| filtertool::fail(e.exit_code(), e.to_string()))?;
+    let tree = cli.tree;
+    tree.stdin_only.check("names")?;
+    let ownership = Ownership::from_args(tree.owner, tree.fakeroot.as_deref())?;
     let jobs = match cli.jobs {
         Some(n) => usize::from(n),
         None => thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let opts = Options {
-        dir: cli.dir,
-        input: Terminator::nul_if(cli.null_in),
+        dir: tree.dir,
+        input: Terminator::nul_if(tree.null),
         output: Terminator::nul_if(cli.null_out),
         ownership,
         jobs,

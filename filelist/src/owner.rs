@@ -243,6 +243,21 @@ impl Ownership {
         Ok(Ownership { owner, fakeroot })
     }
 
+    /// Builds the rule from clap's typed `--owner` and the `--fakeroot`
+    /// path; a state file that cannot be read or parsed fails with exit 1.
+    pub fn from_args(
+        owner: Option<filtertool::args::Owner>,
+        fakeroot: Option<&std::path::Path>,
+    ) -> Result<Ownership, filtertool::Failure> {
+        let mut rule =
+            Ownership::from_options(None, fakeroot).map_err(|e| filtertool::Failure {
+                code: e.exit_code(),
+                message: e.to_string(),
+            })?;
+        rule.owner = owner.map(|o| (o.uid, o.gid));
+        Ok(rule)
+    }
+
     /// The attributes to record for a file with real attributes `st`.
     pub fn apply(&self, st: &Stat) -> Stat {
         let mut out = *st;
@@ -273,15 +288,7 @@ impl Ownership {
 
 /// Parses `UID:GID` (decimal).
 pub fn parse_owner(text: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("--owner wants UID:GID in decimal, not {text:?}");
-    let (u, g) = text.split_once(':').ok_or_else(bad)?;
-    let num = |s: &str| {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        s.parse::<u32>().map_err(|_| bad())
-    };
-    Ok((num(u)?, num(g)?))
+    filtertool::args::parse_owner(text).map(|o| (o.uid, o.gid))
 }
 
 #[cfg(test)]

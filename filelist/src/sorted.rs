@@ -34,7 +34,8 @@ pub enum ListError {
 impl fmt::Display for ListError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ListError::Io { source, err } => write!(f, "{source}: {err}"),
+            // The io error is the source(), which chain printers add.
+            ListError::Io { source, .. } => write!(f, "{source}: cannot read"),
             ListError::Parse { source, line, err } => {
                 write!(f, "{source}: line {line}: malformed list line: {err}")
             }

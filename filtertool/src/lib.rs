@@ -7,8 +7,15 @@
 //!   with status 0, as `head` users expect: Rust ignores SIGPIPE, so the
 //!   write fails with `EPIPE` and is recognised here;
 //! - argument errors are one line too, with the usage code the tool picks
-//!   (2 for filters like coreutils, 125 for the runners like `docker run`).
+//!   (2 for filters like coreutils, 125 for the runners like `docker run`);
+//! - the options several tools share are clap argument structs ([`args`]),
+//!   so each is spelled and parsed once, into a typed value.
+//!
+//! Every tool's `main.rs` is the same two lines,
+//! `filtertool::main(tool::PROGRAM, tool::run)`, where `PROGRAM` is a
+//! [`Tool`] (name and exit codes) and `run` takes the parsed command line.
 
+pub mod args;
 pub mod quote;
 
 use std::fmt;
@@ -31,11 +38,57 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
 }
 
+/// A tool: its name in messages and the exit codes of its two kinds of
+/// failure. The filters follow coreutils (usage 2, failure 1); the runners
+/// follow `docker run`, whose usage errors are 125 like its own failures,
+/// so that 1 and 2 stay the program's own codes.
+#[derive(Clone, Copy, Debug)]
+pub struct Tool {
+    pub name: &'static str,
+    pub usage: u8,
+    pub failure: u8,
+}
+
+impl Tool {
+    /// A filter: usage 2, failure 1.
+    pub const fn filter(name: &'static str) -> Tool {
+        Tool {
+            name,
+            usage: exit::USAGE,
+            failure: exit::FAILURE,
+        }
+    }
+
+    /// A runner: usage and failure 125; the program's code passes through.
+    pub const fn runner(name: &'static str) -> Tool {
+        Tool {
+            name,
+            usage: exit::RUNNER_FAILED,
+            failure: exit::RUNNER_FAILED,
+        }
+    }
+}
+
 /// An error that decides the exit code.
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
     pub message: String,
+}
+
+impl Failure {
+    /// A usage error (bad option value, stray argument): exit 2.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: exit::USAGE,
+            message: message.into(),
+        }
+    }
+
+    /// The exit code this error asks for.
+    pub fn exit_code(&self) -> u8 {
+        self.code
+    }
 }
 
 impl fmt::Display for Failure {
@@ -65,7 +118,12 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// The exit code an error asks for, if any.
 pub fn failure_code(err: &anyhow::Error) -> Option<u8> {
     err.chain()
-        .find_map(|e| e.downcast_ref::<Failure>().map(|f| f.code))
+        .find_map(|e| e.downcast_ref::<Failure>().map(Failure::exit_code))
+}
+
+/// A usage error as an `anyhow::Error` (exit 2).
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure::usage(message))
 }
 
 /// Formats an error chain as one line (`a: b: c`), with any newline that
@@ -103,11 +161,18 @@ fn strip_os_error(text: &str) -> String {
     out
 }
 
+/// Every tool's `main`: parses the command line into `C` and runs the
+/// tool's body on it ([`parse_args`], then [`run_main`]).
+pub fn main<C: clap::Parser>(tool: Tool, run: fn(C) -> anyhow::Result<u8>) -> ExitCode {
+    let cli: C = parse_args(tool.name, tool.usage);
+    run_main(tool.name, tool.failure, || run(cli))
+}
+
 /// Runs a tool's body and turns its result into the process status.
 ///
 /// `run` returns the exit code on success (0 normally; the runners pass
 /// their program's code through).
-pub fn main<F>(tool: &str, default_code: u8, run: F) -> ExitCode
+pub fn run_main<F>(tool: &str, default_code: u8, run: F) -> ExitCode
 where
     F: FnOnce() -> anyhow::Result<u8>,
 {
@@ -142,14 +207,34 @@ pub fn parse_args<T: clap::Parser>(tool: &str, usage_code: u8) -> T {
                 let _ = e.print();
                 std::process::exit(0);
             }
+            // `dockpack` alone: the help (which lists the subcommands) on
+            // stderr, as a usage error, as git(1) does.
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = write!(io::stderr().lock(), "{}", e.render());
+                std::process::exit(i32::from(usage_code));
+            }
             let _ = writeln!(
                 io::stderr().lock(),
                 "{tool}: {} (try --help)",
-                first_paragraph(&e.render().to_string())
+                usage_message(&e)
             );
             std::process::exit(i32::from(usage_code));
         }
     }
+}
+
+/// The one line for a clap error: a value parser's own message where it
+/// names its option (`--owner wants UID:GID…`), else clap's.
+fn usage_message(e: &clap::Error) -> String {
+    use std::error::Error as _;
+    if e.kind() == clap::error::ErrorKind::ValueValidation {
+        if let Some(source) = e.source().map(ToString::to_string) {
+            if source.starts_with("--") {
+                return source.replace('\n', "\\n");
+            }
+        }
+    }
+    first_paragraph(&e.render().to_string())
 }
 
 /// clap's message up to its usage block, on one line: the first line
@@ -208,6 +293,46 @@ mod tests {
             "the following required arguments were not provided: <DIR>"
         );
         assert_eq!(first_paragraph(""), "bad arguments");
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Probe {
+        #[command(flatten)]
+        tree: args::TreeArgs,
+        #[command(flatten)]
+        archive: args::ArchiveArgs,
+    }
+
+    fn usage_of(argv: &[&str]) -> String {
+        use clap::Parser;
+        let e = Probe::try_parse_from(argv).unwrap_err();
+        usage_message(&e)
+    }
+
+    #[test]
+    fn value_errors_that_name_their_option_are_shown_as_is() {
+        assert_eq!(
+            usage_of(&["t", "--owner", "root"]),
+            "--owner wants UID:GID in decimal, not \"root\""
+        );
+        // clap's own message otherwise, on one line.
+        assert!(usage_of(&["t", "--bogus"]).starts_with("unexpected argument '--bogus'"));
+        use clap::Parser;
+        let p = Probe::try_parse_from(["t", "-0", "--owner", "1:2", "-f", "-C", "d", "x"]).unwrap();
+        assert!(p.tree.null && p.archive.force);
+        assert_eq!(p.tree.owner, Some(args::Owner { uid: 1, gid: 2 }));
+        assert!(p.tree.stdin_only.check("names").is_err());
+    }
+
+    #[test]
+    fn filters_and_runners_have_their_codes() {
+        assert_eq!((Tool::filter("x").usage, Tool::filter("x").failure), (2, 1));
+        assert_eq!(
+            (Tool::runner("x").usage, Tool::runner("x").failure),
+            (125, 125)
+        );
+        let e = usage("bad");
+        assert_eq!(failure_code(&e), Some(exit::USAGE));
     }
 
     #[test]

@@ -13,9 +13,7 @@
 //!   ports, enforces the timeouts and stops qemu on a signal;
 //! - [`report`]: the guest init's report protocol.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 
@@ -53,10 +51,6 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = accel::Choice::Auto)]
     pub accel: accel::Choice,
 
-    /// Stop the VM after SECS seconds and exit 124 (0: no limit)
-    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
-    pub timeout: Option<Duration>,
-
     /// More kernel command-line arguments (after ours, so they can override)
     #[arg(long, value_name = "ARGS")]
     pub append: Option<String>,
@@ -73,30 +67,21 @@ pub struct Cli {
     #[arg(value_name = "INITRD")]
     pub initrd: PathBuf,
 
-    /// The command to run instead of /init, looked up in the image's PATH
-    #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<OsString>,
+    /// `--timeout` and CMD (looked up in the image's PATH), as chrootrun
+    /// takes them.
+    #[command(flatten)]
+    pub runner: filtertool::args::RunnerArgs,
 }
 
-/// Parses `--timeout`: seconds, decimals allowed; 0 means no limit, as for
-/// `timeout(1)`.
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a number of seconds: {s:?}"))?;
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-        return Err(format!("not a number of seconds: {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+/// The name in messages and the exit codes.
+pub const PROGRAM: filtertool::Tool = filtertool::Tool::runner(TOOL);
 
 /// Runs the whole thing; returns the program's exit code.
-pub fn run(cli: &Cli) -> anyhow::Result<u8> {
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
     // The --timeout clock starts now, before any I/O: a kernel or initrd
     // that is slow to read counts against it.
     let start = std::time::Instant::now();
-    let timeout = cli.timeout.filter(|t| !t.is_zero());
+    let timeout = cli.runner.limit();
     // Signals next: from here on SIGINT/SIGTERM/SIGHUP are read from a
     // signalfd, by the copy of the initrd and then by the VM loop, which
     // stop, remove the temporary files and exit 128+N.
@@ -128,7 +113,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         .context("creating a temporary directory")?;
     let initrd = dir.path().join("initrd");
     let guest = initrd::Guest {
-        argv: &cli.command,
+        argv: &cli.runner.command,
         verbose: cli.verbose,
     };
     let (limit, limit_why) = match cli.mem {
@@ -186,16 +171,7 @@ mod tests {
     use clap::Parser;
 
     #[test]
-    fn timeout_parses_seconds() {
-        assert_eq!(parse_timeout("5"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_timeout("0.5"), Ok(Duration::from_millis(500)));
-        assert!(parse_timeout("-1").is_err());
-        assert!(parse_timeout("5s").is_err());
-        assert!(parse_timeout("inf").is_err());
-    }
-
-    #[test]
-    fn command_comes_after_the_double_dash() {
+    fn command_comes_after_the_initrd_with_or_without_double_dash() {
         let cli = Cli::try_parse_from([
             "kvmrun", "--mem", "256M", "-v", "img", "--", "/bin/sh", "-c", "exit 7",
         ])
@@ -203,9 +179,16 @@ mod tests {
         assert_eq!(cli.mem, Some(256 << 20));
         assert!(cli.verbose);
         assert_eq!(cli.initrd, PathBuf::from("img"));
-        assert_eq!(cli.command, ["/bin/sh", "-c", "exit 7"]);
+        assert_eq!(cli.runner.command, ["/bin/sh", "-c", "exit 7"]);
+        let cli = Cli::try_parse_from(["kvmrun", "img", "/bin/sh", "-c", "exit 7"]).unwrap();
+        assert_eq!(cli.runner.command, ["/bin/sh", "-c", "exit 7"]);
+        assert!(!cli.verbose);
+        // Options between INITRD and CMD are still kvmrun's.
+        let cli = Cli::try_parse_from(["kvmrun", "img", "-v", "/init", "-v"]).unwrap();
+        assert!(cli.verbose);
+        assert_eq!(cli.runner.command, ["/init", "-v"]);
         let cli = Cli::try_parse_from(["kvmrun", "-"]).unwrap();
-        assert!(cli.command.is_empty());
+        assert!(cli.runner.command.is_empty());
         assert_eq!(cli.accel, accel::Choice::Auto);
     }
 }

@@ -49,6 +49,9 @@ pub struct Cli {
     pub new: OsString,
 }
 
+/// The name in messages and the exit codes.
+pub const PROGRAM: filtertool::Tool = filtertool::Tool::filter("layerdiff");
+
 /// The tool's body.
 pub fn run(cli: Cli) -> Result<u8> {
     if cli.base == "-" && cli.new == "-" {

@@ -12,7 +12,6 @@ pub mod pack;
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -38,21 +37,12 @@ use crate::pack::{Add, Options, Packer};
 #[derive(Parser, Debug)]
 #[command(name = "mkinitrd", version)]
 pub struct Cli {
-    /// Resolve names relative to DIR instead of the current directory.
-    #[arg(short = 'C', value_name = "DIR", default_value = ".")]
-    pub dir: PathBuf,
-    /// Records on stdin are NUL-terminated (find -print0).
-    #[arg(short = '0', long = "null")]
-    pub null_in: bool,
-    /// Record every file as owned by UID:GID (e.g. 0:0).
-    #[arg(long, value_name = "UID:GID")]
-    pub owner: Option<String>,
-    /// Take ownership, modes and device numbers from a `fakeroot -s` state file.
-    #[arg(long, value_name = "STATE")]
-    pub fakeroot: Option<PathBuf>,
-    /// Keep each file's mtime instead of SOURCE_DATE_EPOCH (0 where unset).
-    #[arg(long)]
-    pub keep_mtime: bool,
+    #[command(flatten)]
+    pub tree: filtertool::args::TreeArgs,
+    #[command(flatten)]
+    pub mtime: filtertool::args::MtimeArgs,
+    #[command(flatten)]
+    pub archive: filtertool::args::ArchiveArgs,
     /// Compress the archive with gzip (the kernel unpacks gzip initrds).
     #[arg(long)]
     pub gzip: bool,
@@ -61,33 +51,44 @@ pub struct Cli {
     pub add: Vec<OsString>,
 }
 
+/// The name in messages and the exit codes.
+pub const PROGRAM: filtertool::Tool = filtertool::Tool::filter("mkinitrd");
+
 /// The tool's body: stdin to stdout.
 pub fn run(cli: Cli) -> Result<u8> {
+    let tree = cli.tree;
+    tree.stdin_only.check("names")?;
     let adds = cli
         .add
         .iter()
         .map(|a| Add::parse(a.as_bytes()))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| filtertool::fail(filtertool::exit::USAGE, e))?;
-    if let Some(owner) = &cli.owner {
-        filelist::owner::parse_owner(owner)
-            .map_err(|e| filtertool::fail(filtertool::exit::USAGE, e))?;
+        .map_err(filtertool::usage)?;
+    // The kernel's unpacker (init/initramfs.c) lets a later member of a
+    // name replace the earlier one, so two would not fail: one silently wins.
+    for (i, add) in adds.iter().enumerate() {
+        if adds[..i].iter().any(|a| a.member == add.member) {
+            return Err(filtertool::usage(format!(
+                "--add {} given twice: an archive holds one member per name",
+                filelist::entry::quote(&add.member)
+            )));
+        }
     }
-    let ownership = Ownership::from_options(cli.owner.as_deref(), cli.fakeroot.as_deref())
-        .map_err(|e| filtertool::fail(e.exit_code(), e.to_string()))?;
+    cli.archive.check_stdout()?;
+    let ownership = Ownership::from_args(tree.owner, tree.fakeroot.as_deref())?;
     let epoch = filelist::epoch::source_date_epoch()?;
     let epoch = u32::try_from(epoch).map_err(|_| {
         anyhow::anyhow!("SOURCE_DATE_EPOCH {epoch} is after 2106, beyond newc's 32-bit mtime")
     })?;
     let opts = Options {
-        dir: cli.dir,
+        dir: tree.dir,
         ownership,
-        keep_mtime: cli.keep_mtime,
+        keep_mtime: cli.mtime.keep_mtime,
         epoch,
     };
 
     let stdin = std::io::stdin().lock();
-    let mut records = RecordReader::new(stdin, Terminator::nul_if(cli.null_in));
+    let mut records = RecordReader::new(stdin, Terminator::nul_if(tree.null));
     let mut out = filtertool::stdout();
     if cli.gzip {
         // No file name and mtime 0 in the gzip header (RFC 1952 allows
@@ -116,6 +117,51 @@ pub fn run(cli: Cli) -> Result<u8> {
     Ok(0)
 }
 
+/// The proper ancestors of a member name, outermost first (`a/b/c` →
+/// `a`, `a/b`).
+fn ancestors(member: &[u8]) -> Vec<Vec<u8>> {
+    member
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'/')
+        .map(|(i, _)| member[..i].to_vec())
+        .collect()
+}
+
+/// Refuses a `--add` whose parent directories the archive does not
+/// hold as directories by the time it is written.
+fn check_parents(
+    add: &Add,
+    parents: &std::collections::HashMap<Vec<u8>, Option<bool>>,
+) -> Result<()> {
+    for dir in ancestors(&add.member) {
+        let why = match parents.get(&dir).copied().flatten() {
+            Some(true) => continue,
+            Some(false) => "is not a directory in the archive",
+            None => "is not in the archive (the kernel creates no missing directory: list it in the input)",
+        };
+        let mut given = add.member.clone();
+        given.push(b'=');
+        given.extend_from_slice(add.host.as_os_str().as_bytes());
+        anyhow::bail!(
+            "--add {}: its parent {} {why}",
+            filelist::entry::quote(&given),
+            filelist::entry::quote(&dir)
+        );
+    }
+    Ok(())
+}
+
+/// The `--add` whose member is the input name `name` (`./init` and
+/// `init` are one member).
+fn added_too<'a>(adds: &'a [Add], name: &[u8]) -> Option<&'a Add> {
+    if adds.is_empty() {
+        return None;
+    }
+    let member = filelist::archive::member_name(name).ok()?;
+    adds.iter().find(|a| a.member == member)
+}
+
 /// Archives every stdin record, then the `--add` files, then writes the
 /// trailer. On error the trailer is not written. `-C DIR` is opened
 /// before the first record is read, so a bad DIR fails even on empty
@@ -129,6 +175,16 @@ fn pack_all<W: Write, R: std::io::BufRead>(
 ) -> Result<()> {
     let mut packer = Packer::new(out, opts)?;
     let mut order = filelist::sorted::OrderCheck::new();
+    // The directories the `--add` members go in, and whether the input
+    // (or an earlier --add) made each a directory: the kernel's unpacker
+    // creates no missing parent, and a member whose open fails is skipped
+    // without a word (init/initramfs.c, do_name), so a `--add sbin/init`
+    // without `sbin` would boot with no init.
+    let mut parents: std::collections::HashMap<Vec<u8>, Option<bool>> = adds
+        .iter()
+        .flat_map(|a| ancestors(&a.member))
+        .map(|p| (p, None))
+        .collect();
     loop {
         let line = records.line() + 1;
         let record = match records.next_record() {
@@ -143,12 +199,35 @@ fn pack_all<W: Write, R: std::io::BufRead>(
             .with_context(|| filelist::entry::quote(input.name()))
             .with_context(|| format!("stdin line {line}"))?;
         order.check("stdin", line, input.name())?;
-        packer
+        if let Some(add) = added_too(adds, input.name()) {
+            let mut given = add.member.clone();
+            given.push(b'=');
+            given.extend_from_slice(add.host.as_os_str().as_bytes());
+            return Err(anyhow::anyhow!(
+                "{} is also given as --add {}: an archive holds one member per name \
+                 (leave it out of the input, or drop the --add)",
+                filelist::entry::quote(input.name()),
+                filelist::entry::quote(&given),
+            ))
+            .with_context(|| format!("stdin line {line}"));
+        }
+        let mode = packer
             .add_input(&input)
             .with_context(|| format!("stdin line {line}"))?;
+        // Without --add nothing is looked up (no allocation per record).
+        if !parents.is_empty() {
+            let member = filelist::archive::member_name(input.name()).unwrap_or_default();
+            if let Some(dir) = parents.get_mut(&member) {
+                *dir = Some(mode & 0o170000 == 0o040000);
+            }
+        }
     }
     for add in adds {
+        check_parents(add, &parents)?;
         packer.add_host_file(add)?;
+        if let Some(dir) = parents.get_mut(&add.member) {
+            *dir = Some(std::fs::metadata(&add.host).is_ok_and(|m| m.is_dir()));
+        }
     }
     packer.finish()?;
     Ok(())

@@ -163,7 +163,8 @@ impl<'a, W: Write> Packer<'a, W> {
     }
 
     /// Adds one stdin record (a plain name or a list line).
-    pub fn add_input(&mut self, input: &Input) -> Result<()> {
+    /// Returns the member's mode (type bits included).
+    pub fn add_input(&mut self, input: &Input) -> Result<u32> {
         let name = input.name();
         let result = (|| {
             let member = self.tree.resolve_input(input)?;
@@ -176,6 +177,7 @@ impl<'a, W: Write> Packer<'a, W> {
             }
             let source = Source::Tree(Box::new(member.clone()));
             self.add_member(name, header_name, &member, source)
+                .map(|()| member.mode)
         })();
         result.with_context(|| quote(name))
     }
