@@ -25,6 +25,7 @@ pub mod kernel;
 pub mod memory;
 pub mod report;
 pub mod vm;
+pub mod vmlinux;
 
 /// The name in messages.
 pub const TOOL: &str = "kvmrun";
@@ -115,6 +116,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         std::path::Path::new(kernel::BOOT_DIR),
     )?;
     let kernel_file = kernel::open(&kernel)?;
+    // A bzImage boots as its cached vmlinux through PVH where it can.
+    let (kernel, kernel_file) = vmlinux::prefer_vmlinux(kernel, kernel_file);
     watch.check()?;
 
     let decision = accel::decide(cli.accel, &accel::Probe::host());
