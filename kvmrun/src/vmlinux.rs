@@ -57,13 +57,16 @@ pub enum Format {
 }
 
 impl Format {
-    /// The magic numbers of `scripts/extract-vmlinux`.
+    /// The magic numbers of `scripts/extract-vmlinux`, except lzma's: it
+    /// looks for `5d 00 00 00` (properties, then a 64 MiB dictionary as
+    /// `lzma -9` writes it), the kernel's own lib/decompress.c only for
+    /// `5d 00`, which any dictionary size of 256 bytes or more starts with.
     pub fn detect(payload: &[u8]) -> Option<Format> {
         const MAGICS: &[(&[u8], Format)] = &[
             (b"\x1f\x8b\x08", Format::Gzip),
             (b"\xfd7zXZ\x00", Format::Xz),
             (b"BZh", Format::Bzip2),
-            (b"\x5d\x00\x00\x00", Format::Lzma),
+            (b"\x5d\x00", Format::Lzma),
             (b"\x02\x21\x4c\x18", Format::Lz4),
             (b"\x28\xb5\x2f\xfd", Format::Zstd),
         ];
