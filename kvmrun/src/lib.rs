@@ -160,8 +160,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     };
     watch.check()?;
 
+    let qemu = cli.qemu.clone().unwrap_or_else(vm::default_qemu);
     let spec = vm::Spec {
-        qemu: cli.qemu.clone().unwrap_or_else(vm::default_qemu),
+        bios: vm::qboot(&qemu),
+        qemu,
         kernel,
         kernel_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&kernel_file)),
         initrd,

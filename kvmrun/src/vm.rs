@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,8 @@ pub struct Spec {
     /// The kernel, opened and checked: qemu reads it through
     /// `/proc/self/fd/N` (the descriptor is inherited), not by path.
     pub kernel_fd: Option<RawFd>,
+    /// The firmware (`-bios`), where not qemu's default: see [`qboot`].
+    pub bios: Option<PathBuf>,
     pub initrd: PathBuf,
     pub mem: u64,
     pub cpus: u32,
@@ -63,6 +65,26 @@ pub struct Spec {
 /// `qemu-system-<host arch>`.
 pub fn default_qemu() -> PathBuf {
     PathBuf::from(format!("qemu-system-{}", std::env::consts::ARCH))
+}
+
+/// qboot, the minimal firmware qemu ships (`qboot.rom` in its data
+/// directory, `PREFIX/share/qemu` beside `PREFIX/bin/qemu-system-*`), where
+/// it is there: it loads a kernel from fw_cfg, as `-kernel` passes it (a
+/// bzImage, or a vmlinux through PVH), without SeaBIOS's device probing.
+/// Measured here under TCG, Debian 6.1 vmlinux, hello, 5 interleaved pairs:
+/// qemu's CPU time median 3.14 s against 3.88 s with SeaBIOS (4 pairs of 5
+/// faster), wall 5.05 s against 5.33 s on a loaded machine.
+pub fn qboot(qemu: &Path) -> Option<PathBuf> {
+    let bin = if qemu.components().count() > 1 {
+        qemu.to_path_buf()
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join(qemu))
+            .find(|p| p.is_file())?
+    };
+    let bin = std::fs::canonicalize(bin).ok()?;
+    let rom = bin.parent()?.parent()?.join("share/qemu/qboot.rom");
+    rom.is_file().then_some(rom)
 }
 
 /// The kernel command line: ours, then the user's (later wins).
@@ -105,6 +127,10 @@ pub fn qemu_args(spec: &Spec, ports: [RawFd; 3]) -> Vec<OsString> {
         push(format!("file,id=kvmrun{i},path=/proc/self/fd/{fd}"));
         push("-serial".into());
         push(format!("chardev:kvmrun{i}"));
+    }
+    if let Some(b) = &spec.bios {
+        a.push("-bios".into());
+        a.push(b.clone().into_os_string());
     }
     a.push("-kernel".into());
     match spec.kernel_fd {
@@ -652,6 +678,7 @@ mod tests {
             qemu: default_qemu(),
             kernel: "/boot/vmlinuz".into(),
             kernel_fd: None,
+            bios: None,
             initrd: "/tmp/x/initrd".into(),
             mem: 128 << 20,
             cpus: 2,
@@ -661,6 +688,29 @@ mod tests {
             timeout: None,
             deadline: None,
         }
+    }
+
+    #[test]
+    fn qboot_is_found_beside_the_qemu_binary() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let qemu = bin.join("qemu-system-x86_64");
+        std::fs::write(&qemu, b"").unwrap();
+        assert_eq!(qboot(&qemu), None, "no qboot.rom: qemu's default firmware");
+        let share = d.path().join("share/qemu");
+        std::fs::create_dir_all(&share).unwrap();
+        std::fs::write(share.join("qboot.rom"), b"rom").unwrap();
+        let rom = qboot(&qemu).unwrap();
+        assert!(rom.ends_with("share/qemu/qboot.rom"), "{}", rom.display());
+        let s = Spec {
+            bios: Some(rom.clone()),
+            ..spec()
+        };
+        let a = qemu_args(&s, [3, 4, 5]);
+        let i = a.iter().position(|x| x == "-bios").unwrap();
+        assert_eq!(a[i + 1], rom.as_os_str());
+        assert!(!qemu_args(&spec(), [3, 4, 5]).iter().any(|x| x == "-bios"));
     }
 
     #[test]
