@@ -104,6 +104,13 @@ pub fn kernel_cmdline(spec: &Spec) -> String {
 
 /// qemu's arguments; `ports` are the write ends for ttyS0, ttyS1, ttyS2 as
 /// they will be numbered in qemu.
+///
+/// The machine is qemu's default PC, not `-M microvm`: microvm has one
+/// serial port, and console, stdout and the init's report need three
+/// channels kept apart; its other transport, virtio-console over
+/// virtio-mmio, is a module in distribution kernels (Debian 6.1:
+/// `CONFIG_VIRTIO_CONSOLE=m`, `CONFIG_VIRTIO_MMIO=m`), which an initrd of
+/// a container image does not carry.
 pub fn qemu_args(spec: &Spec, ports: [RawFd; 3]) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |s: String| a.push(OsString::from(s));

@@ -367,6 +367,12 @@ fn digest_file(f: &File) -> io::Result<Option<String>> {
 /// (extracted into it first if it is not there, or damaged). `Ok(None)`:
 /// `kernel` is not a bzImage (an ELF is booted as it is).
 pub fn cached(kernel: &File, dir: &Path) -> anyhow::Result<Option<Entry>> {
+    // The header first: a vmlinux given as it is (tens of MB) is not read.
+    let mut head = [0u8; 0x250];
+    let n = kernel.read_at(&mut head, 0).unwrap_or(0);
+    if &head[0x202.min(n)..0x206.min(n)] != b"HdrS" {
+        return Ok(None);
+    }
     let image = read_bounded(kernel, MAX_BZIMAGE, "kernel")?;
     let Some(data) = payload(&image) else {
         return Ok(None);
