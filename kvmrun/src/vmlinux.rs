@@ -459,6 +459,10 @@ fn lookup(dfd: &OwnedFd, dir: &Path, key: &str) -> anyhow::Result<Option<Entry>>
         let ent =
             ent.map_err(|e| anyhow::anyhow!("reading the kernel cache: {}", io_why(&e.into())))?;
         let n = ent.file_name().to_bytes();
+        if n.starts_with(b".tmp-") {
+            remove_if_stale(dfd, n);
+            continue;
+        }
         if n.starts_with(prefix.as_bytes()) && n.len() == prefix.len() + 64 {
             if let Ok(s) = std::str::from_utf8(n) {
                 names.push(s.to_string());
@@ -518,6 +522,22 @@ pub fn prefer_vmlinux(path: PathBuf, file: File) -> (PathBuf, File) {
             );
             (path, file)
         }
+    }
+}
+
+/// Removes a temporary file that a killed kvmrun left (SIGKILL while it
+/// extracted): one not written to for an hour is no one's any more, as
+/// an extraction takes seconds.
+fn remove_if_stale(dfd: &OwnedFd, name: &[u8]) {
+    let Ok(st) = rustix::fs::statat(dfd, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if now - st.st_mtime > 3600 {
+        let _ = rustix::fs::unlinkat(dfd, name, AtFlags::empty());
     }
 }
 

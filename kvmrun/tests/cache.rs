@@ -404,3 +404,28 @@ fn the_debian_kernel_extracts_with_its_pvh_note() {
     std::io::Read::read_exact(&mut File::open(&e.path).unwrap(), &mut magic).unwrap();
     assert_eq!(&magic, b"\x7fELF");
 }
+
+#[test]
+fn a_killed_fillers_temporary_file_is_removed_when_stale() {
+    let d = tempfile::tempdir().unwrap();
+    let cache = d.path().join("kvmrun");
+    let elf = fake_elf(true, b"x");
+    let k = write(
+        d.path(),
+        "bzImage",
+        &fake_bzimage(&compress(Format::Gzip, &elf), 0),
+    );
+    vmlinux::cached(&File::open(&k).unwrap(), &cache).unwrap();
+    // One left two hours ago (a SIGKILL mid-extraction), one being written
+    // now by another kvmrun.
+    let old = write(&cache, ".tmp-old", b"partial");
+    let f = File::options().write(true).open(&old).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    drop(f);
+    write(&cache, ".tmp-new", b"partial");
+    vmlinux::cached(&File::open(&k).unwrap(), &cache).unwrap();
+    let names = entries(&cache);
+    assert!(!names.contains(&".tmp-old".to_string()), "{names:?}");
+    assert!(names.contains(&".tmp-new".to_string()), "{names:?}");
+}
