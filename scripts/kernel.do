@@ -29,6 +29,10 @@ jobs=$(nproc 2>/dev/null || echo 2)
 missing=$(grep '^CONFIG_.*=' kernel.config | while IFS= read -r opt; do
 	grep -qx "$opt" "$build/.config" || printf ' %s' "$opt"
 done)
+off=$(sed -n 's/^# \(CONFIG_[A-Z0-9_]*\) is not set$/\1/p' kernel.config | while IFS= read -r opt; do
+	! grep -q "^$opt=" "$build/.config" || printf ' %s' "$opt"
+done)
+[ -z "$off" ] || missing="$missing (and still on:$off)"
 if [ -n "$missing" ]; then
 	echo "kernel.do: kernel.config options not set:$missing" >&2
 	exit 1
