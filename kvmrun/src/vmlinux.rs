@@ -303,12 +303,24 @@ fn open_dir(dir: &Path) -> anyhow::Result<OwnedFd> {
     let fd = match open(dir) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => {
-            // The XDG spec: create missing directories 0700. create_dir_all
-            // does the parents; an EEXIST from a racing kvmrun is fine.
+            // The XDG spec: create missing directories 0700; here the cache
+            // base ($XDG_CACHE_HOME or ~/.cache) and kvmrun/ in it, not
+            // $HOME itself (an account whose home is /nonexistent gets a
+            // note, not a new top-level directory). EEXIST: a racing
+            // kvmrun made it.
             let mut b = std::fs::DirBuilder::new();
-            std::os::unix::fs::DirBuilderExt::mode(b.recursive(true), 0o700);
-            b.create(dir)
-                .map_err(|e| anyhow::anyhow!("creating it: {}", io_why(&e)))?;
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            for d in [dir.parent(), Some(dir)].into_iter().flatten() {
+                match b.create(d) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => bail!(
+                        "creating {}: {}",
+                        filtertool::quote::quote_path(d),
+                        io_why(&e)
+                    ),
+                }
+            }
             open(dir).map_err(|e| anyhow::anyhow!("{}", io_why(&e.into())))?
         }
         Err(e) => bail!("{}", io_why(&e.into())),

@@ -429,3 +429,21 @@ fn a_killed_fillers_temporary_file_is_removed_when_stale() {
     assert!(!names.contains(&".tmp-old".to_string()), "{names:?}");
     assert!(names.contains(&".tmp-new".to_string()), "{names:?}");
 }
+
+#[test]
+fn a_missing_home_is_not_created() {
+    // An account whose home does not exist (Debian's nobody:
+    // /nonexistent): the cache is given up, the home not made, even as
+    // root.
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("nonexistent");
+    let k = write(
+        d.path(),
+        "bzImage",
+        &fake_bzimage(&compress(Format::Gzip, &fake_elf(true, b"x")), 0),
+    );
+    let e = vmlinux::cached(&File::open(&k).unwrap(), &home.join(".cache/kvmrun")).unwrap_err();
+    let msg = filtertool::one_line(&e);
+    assert!(msg.contains("No such file or directory"), "{msg}");
+    assert!(!home.exists());
+}
