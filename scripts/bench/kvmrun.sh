@@ -57,7 +57,7 @@ RDINIT
 chmod +x "$work/img/rdinit"
 (cd "$work/img" && find . | cpio -o -H newc --quiet) >"$work/image.initrd"
 
-# The seed's default.runkvm.do, TCG instead of kvm (see ENVIRONMENT.md),
+# The seed's default.runkvm.do, TCG instead of kvm (a paravirtual KVM hangs ordinary kernels),
 # 128M as kvmrun's default for this image.
 cat >"$work/bare.sh" <<BARE
 #!/bin/sh
