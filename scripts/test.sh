@@ -26,6 +26,16 @@ cargo build --workspace --bins
 # The parallel cookbook builds include the Debian container here (one
 # more debootstrap, about 70 s; a plain `cargo test` leaves it out).
 PIPELINE_TESTS_PARALLEL_DEBIAN=1 cargo test --workspace
+# kvmrun's VM tests again, on the cookbook's kernel (scripts/kernel.do:
+# about 6 minutes to build on two cores, once; make skips it when built).
+if [ -r /usr/src/linux-source-6.1.tar.xz ]; then
+	timeout 2400 nice make -C scripts --no-print-directory kernel
+	KVMRUN_KERNEL=$PWD/scripts/kernel timeout 1200 cargo test -p kvmrun --test vm --test boot_cache
+else
+	echo "test.sh: no /usr/src/linux-source-6.1.tar.xz (apt-get install linux-source-6.1): kvmrun's VM tests not run on the cookbook kernel" >&2
+	mkdir -p "$skips"
+	echo "kvmrun VM tests on the cookbook kernel: no linux-source-6.1" >>"$skips/kernel.txt"
+fi
 # Every fuzz target for 20 s: about 3 min here, build included.
 # cargo-fuzz is a cargo plugin that .ci/run installs; without it, say so.
 if command -v cargo-fuzz >/dev/null 2>&1; then

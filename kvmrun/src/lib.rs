@@ -23,6 +23,7 @@ pub mod kernel;
 pub mod memory;
 pub mod report;
 pub mod vm;
+pub mod vmlinux;
 
 /// The name in messages.
 pub const TOOL: &str = "kvmrun";
@@ -100,6 +101,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         std::path::Path::new(kernel::BOOT_DIR),
     )?;
     let kernel_file = kernel::open(&kernel)?;
+    // A bzImage boots as its cached vmlinux through PVH where it can.
+    let (kernel, kernel_file) = vmlinux::prefer_vmlinux(kernel, kernel_file);
     watch.check()?;
 
     let decision = accel::decide(cli.accel, &accel::Probe::host());
@@ -142,8 +145,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     watch.check()?;
 
+    let qemu = cli.qemu.clone().unwrap_or_else(vm::default_qemu);
     let spec = vm::Spec {
-        qemu: cli.qemu.clone().unwrap_or_else(vm::default_qemu),
+        bios: vm::qboot(&qemu),
+        qemu,
         kernel,
         kernel_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&kernel_file)),
         initrd,
