@@ -1,5 +1,6 @@
-# Removes what the build made, except the Debian download and install
-# (slow to make; debdownload.fs and debootstrap.fs rebuild them when their
+# Removes what the build made, except the Debian download and install and
+# the cookbook's kernel (slow to make; debdownload.fs and debootstrap.fs
+# rebuild them when their
 # inputs change). `redo xclean` removes those too.
 exec >&2
 rm -rf simple libs debian debian.fakeroot hello \
