@@ -99,11 +99,9 @@ fn chrootrun_sigterm_leaves_nothing() {
     let tmpdir = tmp.path().join("tmp");
     fs::create_dir(&tmpdir).unwrap();
     let mut failures = Vec::new();
-    // The two modes with a PID namespace, where chrootrun promises that
-    // nothing the program started survives it. Without either, the
-    // program's background children outlive a SIGTERM, as under
-    // `unshare -r chroot` (README, chrootrun): a PID namespace for every
-    // run was measured to more than double a small container's run time.
+    // With `--proc` (the program is PID 1) and with `--timeout` (a small
+    // init is PID 1): every run has a PID namespace now, so in both modes
+    // nothing the program started survives it (README, chrootrun).
     for proc_ns in [true, false] {
         // A distinctive sleep length is the marker; the script spells it
         // in two pieces so that only the sleeps' own command lines hold it.
