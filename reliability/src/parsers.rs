@@ -75,6 +75,48 @@ pub fn tar(data: &[u8]) {
     );
 }
 
+/// Concatenated newc archives as kvmrun reads an initrd before booting it
+/// (`mkinitrd::newc::Reader`: headers, bounded names, data skipped or
+/// read), one archive after another with the NUL padding between them
+/// skipped, as the kernel's unpacker does.
+pub fn newc(data: &[u8]) {
+    use std::io::Read;
+    let mut rest = data;
+    // Each archive consumes at least one 110-byte header, so the number
+    // of rounds is bounded by the input's length.
+    while !rest.is_empty() {
+        let mut r = mkinitrd::newc::Reader::new(rest);
+        let mut whole = false;
+        loop {
+            match r.next_header() {
+                Ok(Some(h)) => {
+                    // Read half of the members' data, skip the rest.
+                    if h.ino % 2 == 0 {
+                        let mut sink = Vec::new();
+                        if (&mut r).take(1 << 20).read_to_end(&mut sink).is_err() {
+                            break;
+                        }
+                    }
+                }
+                Ok(None) => {
+                    whole = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if !whole {
+            return;
+        }
+        let after = r.into_inner();
+        let skip = after.iter().take_while(|&&b| b == 0).count();
+        if after.len() == rest.len() {
+            return;
+        }
+        rest = &after[skip..];
+    }
+}
+
 /// ELF headers: dockpack's architecture detection and elfdeps' probe
 /// (program headers, dynamic section, strings), the latter on a memfd.
 pub fn elf(data: &[u8]) {
@@ -169,6 +211,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("fakeroot_state", fakeroot_state),
     ("options", options),
     ("tar", tar),
+    ("newc", newc),
     ("elf", elf),
     ("ldso", ldso),
     ("sha256x", sha256x),

@@ -206,6 +206,11 @@ fn mutate_tar() {
     run_target("tar");
 }
 
+#[test]
+fn mutate_newc() {
+    run_target("newc");
+}
+
 /// The seeds whose size fields overflow (pax `size=2^64-1`, `2^64-512`,
 /// `2^63-1`, `2^64`, GNU base-256 sizes of 2^64-1 and more): each must be
 /// refused as a tar, by its size, without a panic (debug builds check
