@@ -3,29 +3,16 @@
 //! and changing files, bad options and bad fakeroot state.
 
 use std::fs;
-use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
-use std::process::{Command as StdCommand, Stdio};
+use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
+use testkit::{have, is_root, skip};
 
 fn fileids() -> Command {
     Command::cargo_bin("fileids").unwrap()
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn have(cmd: &str) -> bool {
-    StdCommand::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 /// `find . | LC_ALL=C sort` in `dir`, as the cookbook runs it.
@@ -105,22 +92,15 @@ fn mode_of(p: &Path) -> String {
 #[test]
 fn matches_the_seed_fileids_py() {
     if !have("python3") {
-        eprintln!("skipping: python3 is not installed, so the seed's fileids.py cannot run");
+        skip("python3 is not installed, so the seed's fileids.py cannot run");
         return;
     }
     let t = tree();
     let names = sorted_names(t.path());
-    let seed = StdCommand::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed_fileids.py"))
-        .current_dir(t.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(&names)?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let mut seed = StdCommand::new("python3");
+    seed.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed_fileids.py"))
+        .current_dir(t.path());
+    let seed = testkit::run(seed, &names);
     assert!(seed.status.success());
     for jobs in ["1", "2", "7"] {
         fileids()
@@ -259,7 +239,7 @@ fn unreadable_file_is_an_error() {
     if is_root() {
         // Root reads anything, so read as nobody through setpriv.
         if !have("setpriv") {
-            eprintln!("skipping: root without setpriv cannot make a file unreadable");
+            skip("root without setpriv cannot make a file unreadable");
             return;
         }
         fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -335,7 +315,7 @@ fn bad_fakeroot_state_names_file_and_line() {
 #[test]
 fn real_fakeroot_state_gives_faked_owners_and_devices() {
     if !have("fakeroot") {
-        eprintln!("skipping: fakeroot is not installed (apt-get install fakeroot)");
+        skip("fakeroot is not installed (apt-get install fakeroot)");
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -378,7 +358,7 @@ fn real_fakeroot_state_gives_faked_owners_and_devices() {
 #[test]
 fn devices_get_major_minor() {
     if !is_root() {
-        eprintln!("skipping: mknod needs root (the fakeroot test covers devices without it)");
+        skip("mknod needs root (the fakeroot test covers devices without it)");
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -418,33 +398,9 @@ fn closed_stdout_exits_quietly() {
         fs::write(t.path().join(format!("f{i}")), b"data").unwrap();
         names.extend_from_slice(format!("./f{i}\n").as_bytes());
     }
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("fileids"))
-        .current_dir(t.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&names);
-    });
-    let mut first = [0u8; 100];
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut first)
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("fileids"));
+    cmd.current_dir(t.path());
+    testkit::assert_quiet_when_stdout_closed(cmd, names, 100);
 }
 
 /// A state may fake owners, modes and (as fakeroot's mknod does) a device

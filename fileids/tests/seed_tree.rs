@@ -4,35 +4,26 @@
 //! one difference, `MAJOR:MINOR` as the list format says where the seed
 //! prints `0`.
 
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-fn run(mut cmd: Command, input: &[u8]) -> Vec<u8> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(out.status.success(), "{cmd:?}");
+fn run(cmd: Command, input: &[u8]) -> Vec<u8> {
+    let what = format!("{cmd:?}");
+    let out = testkit::run(cmd, input);
+    assert!(out.status.success(), "{what}");
     out.stdout
 }
 
 #[test]
 fn byte_identical_to_the_seed_on_the_bench_tree() {
     let Some(tree) = std::env::var_os("BENCH_TREE") else {
-        eprintln!("skipped: BENCH_TREE is not set (a debootstrap minbase tree to compare on)");
+        testkit::skip("BENCH_TREE is not set (a debootstrap minbase tree to compare on)");
         return;
     };
     if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("skipped: python3 is not installed, so the seed's fileids.py cannot run");
+        testkit::skip("python3 is not installed, so the seed's fileids.py cannot run");
         return;
     }
     let tree = Path::new(&tree);
