@@ -5,7 +5,7 @@
 //! tree that comes back the same shows the archive holds what it should.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -13,19 +13,7 @@ use std::process::{Command, Output, Stdio};
 
 use filelist::owner::{FakerootState, Ownership};
 use filelist::records::Terminator;
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
+use testkit::{have, is_root, skip};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
@@ -108,17 +96,10 @@ fn unpack(archive: &[u8]) -> (tempfile::TempDir, PathBuf) {
     let t = tmp();
     let root = t.path().join("u");
     fs::create_dir(&root).unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new("cpio")
-        .args(["-idm", "--no-absolute-filenames", "--quiet"])
-        .current_dir(&root)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cpio: {e}"));
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(archive).unwrap_or_else(|e| panic!("{e}"));
-    }
-    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let mut cpio = Command::new("cpio");
+    cpio.args(["-idm", "--no-absolute-filenames", "--quiet"])
+        .current_dir(&root);
+    let out = testkit::run(cpio, archive);
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "cpio -idm: {}",
@@ -159,7 +140,7 @@ fn sample_tree(dir: &Path) {
 #[test]
 fn unpacks_to_the_same_tree_from_names_and_from_lines() {
     if !have("cpio") {
-        eprintln!("skipped: GNU cpio is not installed");
+        skip("GNU cpio is not installed");
         return;
     }
     let src = tmp();
@@ -183,7 +164,7 @@ fn unpacks_to_the_same_tree_from_names_and_from_lines() {
 #[test]
 fn owner_option_makes_everything_root() {
     if !is_root() || !have("cpio") {
-        eprintln!("skipped: needs root (cpio -i restores owners only as root) and cpio");
+        skip("needs root (cpio -i restores owners only as root) and cpio");
         return;
     }
     let src = tmp();
@@ -268,7 +249,7 @@ fn gzip_output_is_what_gzip_reads() {
 #[test]
 fn fakeroot_state_gives_owners_modes_and_devices() {
     if !is_root() || !have("cpio") || !have("fakeroot") {
-        eprintln!("skipped: needs root (to unpack devices), cpio and fakeroot");
+        skip("needs root (to unpack devices), cpio and fakeroot");
         return;
     }
     let t = tmp();
@@ -452,31 +433,22 @@ fn unreadable_file_is_an_error() {
     let bin = assert_cmd::cargo::cargo_bin("mkinitrd");
     let out = if is_root() {
         if !have("setpriv") {
-            eprintln!("skipped: needs setpriv to drop root");
+            skip("needs setpriv to drop root");
             return;
         }
         fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
-        let mut child = Command::new("setpriv")
+        let mut setpriv = Command::new("setpriv");
+        setpriv
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(&bin)
             .arg("-C")
-            .arg(d)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("setpriv: {e}"));
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(b".\n./secret\n")
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+            .arg(d);
+        testkit::run(setpriv, b".\n./secret\n")
     } else {
         mkinitrd(d, &[], b".\n./secret\n")
     };
     if text(&out.stderr).contains("Permission denied") && out.stderr.starts_with(b"setpriv") {
-        eprintln!("skipped: the test binary is not reachable as uid 65534");
+        skip("the test binary is not reachable as uid 65534");
         return;
     }
     fails(out, "\"./secret\": cannot open: Permission denied");
@@ -501,26 +473,7 @@ fn closed_stdout_is_a_quiet_exit() {
             // Zeros compress ~1000:1; still far more than a pipe holds.
             cmd.arg("--gzip");
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(b"./zeros\n./zeros2\n")
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        if let Some(mut stdout) = child.stdout.take() {
-            let mut first = [0u8; 6];
-            stdout
-                .read_exact(&mut first)
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-        assert!(out.status.success(), "gzip={gzip}: {:?}", out.status);
-        assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+        testkit::assert_quiet_when_stdout_closed(cmd, b"./zeros\n./zeros2\n".to_vec(), 6);
     }
 }
 
@@ -563,18 +516,9 @@ fn failed_gzip_archive_is_not_a_whole_gzip_stream() {
     let out = mkinitrd(d, &["--gzip"], b"./noise\n./missing\n");
     assert!(!out.status.success());
     assert!(!out.stdout.is_empty(), "expected partial output");
-    let mut child = Command::new("gzip")
-        .arg("-dc")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("gzip: {e}"));
-    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
-    let partial = out.stdout.clone();
-    let writer = std::thread::spawn(move || stdin.write_all(&partial));
-    let unzipped = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-    let _ = writer.join();
+    let mut gzip = Command::new("gzip");
+    gzip.arg("-dc");
+    let unzipped = testkit::run(gzip, &out.stdout);
     assert!(!unzipped.status.success(), "gzip accepted a failed archive");
     assert!(!unzipped.stdout.windows(10).any(|w| w == b"TRAILER!!!"));
 }
