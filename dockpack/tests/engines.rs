@@ -15,15 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{hex, layer, list};
 use sha2::{Digest, Sha256};
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool} >/dev/null"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
+use testkit::{have, is_root, skip};
 
 fn run(cmd: &mut Command) -> Output {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -142,8 +134,8 @@ fn sha256_file(p: &Path) -> String {
 
 #[test]
 fn real_engines_load_and_run_the_image() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipping: the engines need root here");
+    if !is_root() {
+        skip("the engines need root here");
         return;
     }
     for tool in [
@@ -156,7 +148,7 @@ fn real_engines_load_and_run_the_image() {
         "unshare",
     ] {
         if !have(tool) {
-            eprintln!("skipping: {tool} is not installed (see .ci/run)");
+            skip(format!("{tool} is not installed (see .ci/run)"));
             return;
         }
     }

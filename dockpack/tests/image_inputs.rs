@@ -15,16 +15,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dockpack::tarfmt::{self, Kind, Member};
+use testkit::{is_root, skip};
 
 /// The binary under test, as a plain `Command` (spawned and killed here).
 fn dockpack() -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("dockpack"));
     c.env_remove("SOURCE_DATE_EPOCH");
     c
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
 }
 
 fn member(name: &[u8], kind: Kind, size: u64, link: &[u8]) -> Vec<u8> {
@@ -294,7 +291,7 @@ fn iidfile_replaces_a_symlink_never_follows_it() {
 #[test]
 fn iidfile_replaces_a_symlink_as_an_ordinary_user() {
     if !is_root() {
-        eprintln!("skipped: needs root to switch to uid 65534 (the test above runs as this user)");
+        skip("needs root to switch to uid 65534 (the test above runs as this user)");
         return;
     }
     let bin = assert_cmd::cargo::cargo_bin("dockpack");
@@ -304,7 +301,7 @@ fn iidfile_replaces_a_symlink_as_an_ordinary_user() {
         .arg("--version")
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: setpriv or the dockpack binary is not usable as uid 65534");
+        skip("setpriv or the dockpack binary is not usable as uid 65534");
         return;
     }
     iidfile_through_symlinks(Some(65534));
