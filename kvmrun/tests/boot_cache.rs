@@ -4,7 +4,6 @@
 //! qemu, a kernel, busybox or cpio is missing the test says so and returns.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -46,19 +45,12 @@ fn initrd(dir: &Path) -> PathBuf {
     fs::create_dir_all(root.join("bin")).unwrap();
     fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
     let out = dir.join("image.initrd");
-    let mut cpio = Command::new("cpio")
-        .args(["-o", "-H", "newc", "--quiet"])
-        .current_dir(&root)
-        .stdin(Stdio::piped())
-        .stdout(fs::File::create(&out).unwrap())
-        .spawn()
-        .unwrap();
-    cpio.stdin
-        .take()
-        .unwrap()
-        .write_all(b".\n./bin\n./bin/busybox\n")
-        .unwrap();
-    assert!(cpio.wait().unwrap().success());
+    let mut cpio = Command::new("cpio");
+    cpio.args(["-o", "-H", "newc", "--quiet"])
+        .current_dir(&root);
+    let archive = testkit::run(cpio, b".\n./bin\n./bin/busybox\n");
+    assert!(archive.status.success());
+    fs::write(&out, archive.stdout).unwrap();
     out
 }
 
@@ -89,16 +81,18 @@ fn only_entry(cache: &Path) -> PathBuf {
 #[test]
 fn a_bzimage_boots_as_its_cached_vmlinux() {
     if let Some(why) = missing() {
-        eprintln!("skipped: {why}");
+        testkit::skip(why);
         return;
     }
     let Some(k) = kernel() else {
-        eprintln!("skipped: no kernel: no $KVMRUN_KERNEL, no /boot/vmlinuz-* (apt-get install linux-image-amd64)");
+        testkit::skip(
+            "no kernel: no $KVMRUN_KERNEL, no /boot/vmlinuz-* (apt-get install linux-image-amd64)",
+        );
         return;
     };
     let head = fs::read(&k).unwrap();
     if head.get(0x202..0x206) != Some(b"HdrS") {
-        eprintln!("skipped: {} is not a bzImage", k.display());
+        testkit::skip(format!("{} is not a bzImage", k.display()));
         return;
     }
     let d = tempfile::tempdir().unwrap();

@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
+use testkit::{is_root, skip};
 
 fn mkfifo(p: &Path) {
     nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
@@ -219,7 +217,7 @@ fn sigterm_during_a_copy_from_a_silent_stdin_ends_kvmrun() {
 #[test]
 fn sigterm_during_a_copy_as_an_ordinary_user() {
     if !is_root() {
-        eprintln!("skipped: needs root to switch to uid 65534 (the test above runs as this user)");
+        skip("needs root to switch to uid 65534 (the test above runs as this user)");
         return;
     }
     let bin = assert_cmd::cargo::cargo_bin("kvmrun");
@@ -229,7 +227,7 @@ fn sigterm_during_a_copy_as_an_ordinary_user() {
         .arg("--version")
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: setpriv or the kvmrun binary is not usable as uid 65534");
+        skip("setpriv or the kvmrun binary is not usable as uid 65534");
         return;
     }
     // setpriv execs kvmrun in place, so the signal reaches kvmrun itself.
@@ -364,7 +362,7 @@ fn a_file_list_is_not_an_initrd() {
 fn the_reason_the_guest_died_comes_first() {
     let qemu = format!("qemu-system-{}", std::env::consts::ARCH);
     if Command::new(&qemu).arg("--version").output().is_err() {
-        eprintln!("skipped: {qemu} is not installed");
+        skip(format!("{qemu} is not installed"));
         return;
     }
     let kernel = fs::read_dir("/boot").ok().and_then(|rd| {
@@ -373,7 +371,7 @@ fn the_reason_the_guest_died_comes_first() {
             .find(|p| p.to_string_lossy().contains("/vmlinuz-"))
     });
     let Some(kernel) = kernel else {
-        eprintln!("skipped: no /boot/vmlinuz-* (apt-get install linux-image-amd64)");
+        skip("no /boot/vmlinuz-* (apt-get install linux-image-amd64)");
         return;
     };
     let s = Scratch::new();

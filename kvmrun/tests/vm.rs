@@ -9,7 +9,6 @@
 //! or cpio is missing the test says so and returns.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::sync::OnceLock;
@@ -70,17 +69,20 @@ fn missing() -> Option<String> {
     None
 }
 
+/// The image the VM tests boot, or None (after a visible skip of the
+/// calling test) when they cannot run here.
 fn image() -> Option<&'static Image> {
-    static IMAGE: OnceLock<Option<Image>> = OnceLock::new();
-    IMAGE
-        .get_or_init(|| {
-            if let Some(why) = missing() {
-                eprintln!("skipping the VM tests: {why}");
-                return None;
-            }
-            Some(build_image())
-        })
-        .as_ref()
+    static IMAGE: OnceLock<Result<Image, String>> = OnceLock::new();
+    match IMAGE.get_or_init(|| match missing() {
+        Some(why) => Err(why),
+        None => Ok(build_image()),
+    }) {
+        Ok(image) => Some(image),
+        Err(why) => {
+            testkit::skip(format!("the VM tests: {why}"));
+            None
+        }
+    }
 }
 
 fn build_image() -> Image {
@@ -118,15 +120,12 @@ fn build_image() -> Image {
         .current_dir(&root)
         .output()
         .unwrap();
-    let mut cpio = StdCommand::new("cpio")
-        .args(["-o", "-H", "newc", "--quiet"])
-        .current_dir(&root)
-        .stdin(Stdio::piped())
-        .stdout(fs::File::create(&initrd).unwrap())
-        .spawn()
-        .unwrap();
-    cpio.stdin.take().unwrap().write_all(&list.stdout).unwrap();
-    assert!(cpio.wait().unwrap().success(), "cpio failed");
+    let mut cpio = StdCommand::new("cpio");
+    cpio.args(["-o", "-H", "newc", "--quiet"])
+        .current_dir(&root);
+    let archive = testkit::run(cpio, &list.stdout);
+    assert!(archive.status.success(), "cpio failed");
+    fs::write(&initrd, archive.stdout).unwrap();
     Image { _dir: dir, initrd }
 }
 
