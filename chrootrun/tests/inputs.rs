@@ -136,12 +136,12 @@ fn map_users_maps_the_subordinate_range_or_says_why_not() {
                 ])
                 .status();
             if !st.is_ok_and(|s| s.success()) {
-                eprintln!("skipped: usermod cannot add subordinate ids for {USER}");
+                testkit::skip(format!("usermod cannot add subordinate ids for {USER}"));
                 return;
             }
         }
         if Command::new("newuidmap").arg("--help").output().is_err() {
-            eprintln!("skipped: newuidmap is not installed (package uidmap)");
+            testkit::skip("newuidmap is not installed (package uidmap)");
             return;
         }
         let o = f.run(&[

@@ -386,7 +386,7 @@ fn refused_user_namespaces_are_diagnosed() {
         .output()
         .unwrap();
     if o.status.code() == Some(99) {
-        eprintln!("skipped: cannot lower user.max_user_namespaces inside a user namespace here");
+        testkit::skip("cannot lower user.max_user_namespaces inside a user namespace here");
         return;
     }
     let e = stderr(&o);

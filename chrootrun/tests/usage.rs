@@ -9,7 +9,7 @@ use common::{each_caller, s, stderr, stdout};
 #[test]
 fn cmd_with_and_without_double_dash() {
     if !std::path::Path::new("/bin/busybox").exists() {
-        eprintln!("skipped: no /bin/busybox (apt-get install busybox-static)");
+        testkit::skip("no /bin/busybox (apt-get install busybox-static)");
         return;
     }
     each_caller(|f| {

@@ -31,7 +31,7 @@ pub fn callers() -> Vec<Caller> {
                 user: None,
                 userns_ok: true,
             };
-            if !nix::unistd::geteuid().is_root() {
+            if !testkit::is_root() {
                 eprintln!("not root: testing as the current user only");
                 let ok = Command::new("unshare")
                     .args(["-r", "true"])
