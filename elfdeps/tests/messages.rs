@@ -49,7 +49,7 @@ fn program_needing(dir: &Path, soname: &str) -> std::path::PathBuf {
 #[test]
 fn a_needed_name_with_a_newline_cannot_forge_a_line() {
     if !have_cc() {
-        eprintln!("skipped: cc is not installed");
+        testkit::skip("cc is not installed");
         return;
     }
     let t = tempfile::tempdir().unwrap();
