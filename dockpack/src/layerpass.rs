@@ -26,7 +26,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -36,26 +36,6 @@ use sha2::{Digest as _, Sha256};
 use filtertool::quote::quote_path;
 
 use crate::tarfmt;
-
-/// "a FIFO", "a character device", …: what a path is, for a message.
-pub fn file_type_name(m: &fs::Metadata) -> &'static str {
-    let t = m.file_type();
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_symlink() {
-        "a symbolic link"
-    } else {
-        "a regular file"
-    }
-}
 
 /// Bytes per chunk: large enough that the per-chunk syscalls and channel
 /// hand-offs vanish, small enough to stay in cache between the reader's
@@ -118,7 +98,7 @@ impl LayerFile {
         if !meta.is_file() {
             bail!(
                 "layer {shown}: is {}, not a regular file (write the layer to a file first)",
-                file_type_name(&meta)
+                filtertool::file_type_name(&meta)
             );
         }
         Ok(LayerFile {

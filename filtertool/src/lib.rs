@@ -107,6 +107,28 @@ pub fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
     })
 }
 
+/// "a FIFO", "a character device", …: what a path is, for a message that
+/// refuses it where a regular file was expected.
+pub fn file_type_name(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a regular file"
+    }
+}
+
 /// True when the error, or anything in its chain, is `EPIPE`.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {

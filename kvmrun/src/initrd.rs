@@ -127,7 +127,10 @@ pub fn build(src: &Source, out: &Path, guest: &Guest, watch: &Watch) -> anyhow::
         };
         return Err(filtertool::fail(
             code,
-            format!("initrd {shown}: {what} (it is {})", type_name(&meta)),
+            format!(
+                "initrd {shown}: {what} (it is {})",
+                filtertool::file_type_name(&meta)
+            ),
         ));
     }
     if kind.is_file() && meta.len() > src.limit {
@@ -236,26 +239,6 @@ fn check_magic(shown: &str, head: &[u8]) -> anyhow::Result<()> {
             "initrd {shown}: not an initramfs: {found}, where the kernel takes a newc cpio archive (070701) or gzip, zstd, xz, lz4, lzma, bzip2 or lzo data"
         ),
     ))
-}
-
-/// "a FIFO", "a directory", …: what a path is, for a message.
-pub fn type_name(m: &std::fs::Metadata) -> &'static str {
-    let t = m.file_type();
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_symlink() {
-        "a symbolic link"
-    } else {
-        "a regular file"
-    }
 }
 
 /// Writes our archive (init, argv, flags) to `out` and returns it.

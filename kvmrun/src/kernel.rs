@@ -151,7 +151,7 @@ fn open_checked(p: &Path) -> Result<File, String> {
     if !m.is_file() {
         return Err(format!(
             "not a regular file (it is {})",
-            crate::initrd::type_name(&m)
+            filtertool::file_type_name(&m)
         ));
     }
     Ok(f)
