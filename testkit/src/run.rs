@@ -9,6 +9,18 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
 /// Runs `cmd` with `stdin` on its standard input, capturing its output.
 pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
+    let (child, feeder) = spawn_fed(&mut cmd, stdin);
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
+    let _ = feeder.join();
+    out
+}
+
+/// Spawns `cmd` with piped stdin, stdout and stderr, and a thread that
+/// feeds it `stdin`. A tool may stop reading early (an error, a closed
+/// stdout): EPIPE on its stdin is its business, not the test's.
+fn spawn_fed(cmd: &mut Command, stdin: &[u8]) -> (Child, std::thread::JoinHandle<()>) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -17,16 +29,10 @@ pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let mut input = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
     let data = stdin.to_vec();
-    // A tool may stop reading early (an error, a closed stdout): EPIPE on
-    // its stdin is its business, not the test's.
     let feeder = std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
-    let _ = feeder.join();
-    out
+    (child, feeder)
 }
 
 /// What a child left behind.
@@ -206,17 +212,7 @@ pub fn run_bounded(
     max_output: u64,
     keep: usize,
 ) -> Bounded {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut input = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
-    let data = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
+    let (mut child, feeder) = spawn_fed(&mut cmd, stdin);
     let mut out = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
     let reader = std::thread::spawn(move || {
         let mut kept = Vec::new();
