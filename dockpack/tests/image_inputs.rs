@@ -294,13 +294,7 @@ fn iidfile_replaces_a_symlink_as_an_ordinary_user() {
         skip("needs root to switch to uid 65534 (the test above runs as this user)");
         return;
     }
-    let bin = assert_cmd::cargo::cargo_bin("dockpack");
-    let probe = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .arg("--version")
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
+    if !testkit::runs_as_nobody(&assert_cmd::cargo::cargo_bin("dockpack")) {
         skip("setpriv or the dockpack binary is not usable as uid 65534");
         return;
     }

@@ -220,13 +220,7 @@ fn sigterm_during_a_copy_as_an_ordinary_user() {
         skip("needs root to switch to uid 65534 (the test above runs as this user)");
         return;
     }
-    let bin = assert_cmd::cargo::cargo_bin("kvmrun");
-    let probe = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .arg("--version")
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
+    if !testkit::runs_as_nobody(&assert_cmd::cargo::cargo_bin("kvmrun")) {
         skip("setpriv or the kvmrun binary is not usable as uid 65534");
         return;
     }

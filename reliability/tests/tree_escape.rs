@@ -93,13 +93,7 @@ fn leak(out: &[u8]) -> Option<String> {
 
 /// Whether root can run the tools as uid 65534 here.
 fn can_drop() -> bool {
-    is_root()
-        && Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(bin("fileids"))
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
+    testkit::runs_as_nobody(&bin("fileids"))
 }
 
 /// The users to run as: root, and nobody when root can drop to it.

@@ -22,4 +22,4 @@ pub use run::{
     sha256_hex, wait_rusage, Bounded, Outcome,
 };
 pub use skip::skip;
-pub use user::{is_root, ordinary_user, User};
+pub use user::{is_root, ordinary_user, runs_as_nobody, User};

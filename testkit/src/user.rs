@@ -46,6 +46,19 @@ fn home_of(name: &str) -> Option<PathBuf> {
     line.trim_end().split(':').nth(5).map(PathBuf::from)
 }
 
+/// True when root can run `bin --version` as uid/gid 65534 through
+/// `setpriv` (the binary's directories must be searchable by nobody),
+/// so a test can repeat itself as an ordinary user without creating one.
+pub fn runs_as_nobody(bin: &std::path::Path) -> bool {
+    is_root()
+        && Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
 /// The ordinary user `name`, created (with a home) when we are root and
 /// it does not exist; when we are not root, the current user, whatever
 /// `name` says. Err says why there is none (for `skip`).
