@@ -150,6 +150,7 @@ impl<'a> Packer<'a> {
             ownership: opts.ownership.clone(),
             keep_mtime: opts.keep_mtime,
             epoch: opts.epoch,
+            xattrs: filelist::xattr::Policy::Off,
         };
         let tree = Tree::open(&opts.dir, rules)?;
         Ok(Packer {

@@ -23,6 +23,7 @@ use filelist::entry::{quote, write_line, Fields};
 use filelist::owner::Ownership;
 use filelist::records::{check_name, RecordReader, Terminator};
 use filelist::tree::{Member, Opener, ResolveError, Rules, Tree};
+use filelist::xattr::Policy;
 
 mod hashing;
 pub mod sha256x;
@@ -33,7 +34,9 @@ use hashing::{Lanes, Stream};
 /// stdin, in input order.
 ///
 /// DIGEST is the SHA-256 of a regular file's content or of a symlink's
-/// target, MAJOR:MINOR for a device, 0 otherwise. Typical use:
+/// target, MAJOR:MINOR for a device, 0 otherwise, followed by
+/// `+SHA-256` of the file's extended attributes where it has any
+/// (security.capability, user.*, trusted.*; see --xattrs). Typical use:
 /// `find . | LC_ALL=C sort | fileids > NAME.list`
 #[derive(Parser, Debug)]
 #[command(name = "fileids", version)]
@@ -46,6 +49,8 @@ pub struct Cli {
     /// Hash with N threads (default: the number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+    #[command(flatten)]
+    pub xattrs: filtertool::args::XattrArgs,
 }
 
 /// What `fileids` needs to know besides its input.
@@ -55,6 +60,8 @@ pub struct Options {
     pub output: Terminator,
     pub ownership: Ownership,
     pub jobs: usize,
+    /// Which extended attributes each line's `+XATTRS` part covers.
+    pub xattrs: Policy,
 }
 
 /// The name in messages and the exit codes.
@@ -75,6 +82,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         output: Terminator::nul_if(cli.null_out),
         ownership,
         jobs,
+        xattrs: Policy::from_args(&cli.xattrs),
     };
     let stdin = io::stdin().lock();
     let mut out = filtertool::stdout();
@@ -93,6 +101,7 @@ pub fn run(cli: Cli) -> Result<u8> {
 pub fn list<R: BufRead, W: Write>(input: R, out: &mut W, opts: &Options) -> Result<()> {
     let rules = Rules {
         ownership: opts.ownership.clone(),
+        xattrs: opts.xattrs,
         ..Rules::default()
     };
     let mut tree = Tree::open(&opts.dir, rules)?;

@@ -108,6 +108,10 @@ pub struct Fields {
     pub uid: u32,
     pub gid: u32,
     pub digest: Digest,
+    /// SHA-256 of the file's canonical xattr set
+    /// ([`crate::xattr::XattrSet::digest`]), `None` for a file without
+    /// any: printed as `+HEX` after the digest.
+    pub xattrs: Option<[u8; 32]>,
 }
 
 impl Fields {
@@ -132,6 +136,7 @@ impl Fields {
             uid: 0,
             gid: 0,
             digest: Digest::Whiteout,
+            xattrs: None,
         }
     }
 }
@@ -247,6 +252,17 @@ pub fn parse_fields(text: &[u8]) -> Result<Fields, ParseError> {
     let gid_end = hyphen(rest).ok_or_else(malformed)?;
     let gid = &rest[..gid_end];
     let digest = &rest[gid_end + 1..];
+    // `BASE+XATTRS`: no base digest holds a `+`, so the first one splits.
+    let (digest, xattrs) = match digest.iter().position(|&b| b == b'+') {
+        None => (digest, None),
+        Some(plus) => {
+            let x = &digest[plus + 1..];
+            let x = hex::decode32(x).ok_or_else(|| {
+                ParseError::new("xattr digest is not 64 lowercase hex digits:", x)
+            })?;
+            (&digest[..plus], Some(x))
+        }
+    };
     if mode.len() != 7 || !mode.iter().all(|b| (b'0'..=b'7').contains(b)) {
         return Err(ParseError::new("mode is not 7 octal digits:", mode));
     }
@@ -259,7 +275,7 @@ pub fn parse_fields(text: &[u8]) -> Result<Fields, ParseError> {
         .ok_or_else(|| ParseError::new("unknown file type in mode", text))?;
     let parsed = match kind {
         FileType::Regular if digest == b"whiteout" => {
-            if mode != WHITEOUT_MODE || uid != 0 || gid != 0 {
+            if mode != WHITEOUT_MODE || uid != 0 || gid != 0 || xattrs.is_some() {
                 return Err(ParseError::new(
                     "a whiteout must be 0100000-0-0-whiteout:",
                     text,
@@ -293,6 +309,7 @@ pub fn parse_fields(text: &[u8]) -> Result<Fields, ParseError> {
         uid,
         gid,
         digest: parsed,
+        xattrs,
     })
 }
 
@@ -329,6 +346,10 @@ pub fn write_line<W: Write + ?Sized>(
         Digest::Device { major, minor } => write!(out, "{major}:{minor}")?,
         Digest::Zero => out.write_all(b"0")?,
         Digest::Whiteout => out.write_all(b"whiteout")?,
+    }
+    if let Some(x) = &fields.xattrs {
+        out.write_all(b"+")?;
+        out.write_all(&hex::encode32(x))?;
     }
     out.write_all(&[term.byte()])
 }
@@ -386,6 +407,48 @@ mod tests {
         round_trip(b"./dev/null 0020666-0-0-1:3");
         round_trip(b"./a/.wh.b 0100000-0-0-whiteout");
         round_trip(b"./with space/and more 0010644-1000-100-0");
+    }
+
+    const X: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn xattr_digests_follow_every_kind_but_whiteouts() {
+        let h = "22e4d2865e654f830f6bfc146e170846dde15185be675db4e9cd987cb02afa78";
+        for base in [
+            format!("./bin/ping 0100755-0-0-{h}"),
+            "./d 0040755-0-0-0".to_string(),
+            format!("./l 0120777-0-0-{h}"),
+            "./dev/null 0020666-0-0-1:3".to_string(),
+            "./fifo 0010644-0-0-0".to_string(),
+        ] {
+            let line = format!("{base}+{X}");
+            round_trip(line.as_bytes());
+            let e = Entry::parse(line.as_bytes()).unwrap();
+            assert_eq!(
+                e.fields.xattrs.map(|x| hex::encode32(&x).to_vec()),
+                Some(X.as_bytes().to_vec())
+            );
+            let plain = Entry::parse(base.as_bytes()).unwrap();
+            assert_eq!(plain.fields.xattrs, None);
+            assert_ne!(
+                plain.fields, e.fields,
+                "a changed xattr set is a changed line"
+            );
+            // The line without xattrs is a prefix of the one with: `sort`
+            // puts it first, and `comm` sees two different lines.
+            assert!(line.as_bytes() > base.as_bytes());
+        }
+        for bad in [
+            format!("./a/.wh.b 0100000-0-0-whiteout+{X}"),
+            "./x 0040755-0-0-0+".to_string(),
+            format!("./x 0040755-0-0-0+{}", &X[1..]),
+            format!("./x 0040755-0-0-0+{}", X.to_uppercase()),
+            format!("./x 0040755-0-0-0+{X}+{X}"),
+            format!("./x 0040755-0-0-+{X}"),
+            format!("./x 0040755-0-0-0+{X}-"),
+        ] {
+            assert!(Entry::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]

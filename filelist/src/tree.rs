@@ -55,6 +55,7 @@ use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 
 use crate::entry::{quote, Digest, Fields, FileType};
 use crate::owner::{Ownership, Stat};
+use crate::xattr::{Policy, Reader, XattrSet};
 
 /// Why a name is refused before the tree is looked at. The same text in
 /// every tool; the caller adds where the name came from.
@@ -209,6 +210,9 @@ pub struct Rules {
     pub keep_mtime: bool,
     /// The mtime of every member unless `keep_mtime`.
     pub epoch: u64,
+    /// Which extended attributes are read ([`crate::xattr`]); with
+    /// [`Policy::Off`] none, and a list line's xattr digest goes unchecked.
+    pub xattrs: Policy,
 }
 
 /// What `fstatat` saw of a member on disk.
@@ -285,6 +289,10 @@ pub struct Member {
     pub disk: DiskStat,
     /// A symlink's target, read when it was examined.
     pub target: Option<Vec<u8>>,
+    /// The extended attributes read from the disk under
+    /// [`Rules::xattrs`] (empty when off, and for a whiteout). When a
+    /// list line gave an xattr digest, these matched it.
+    pub xattrs: XattrSet,
 }
 
 impl Member {
@@ -312,6 +320,11 @@ impl Member {
             uid: self.uid,
             gid: self.gid,
             digest,
+            xattrs: if self.whiteout {
+                None
+            } else {
+                self.xattrs.digest()
+            },
         }
     }
 
@@ -401,6 +414,7 @@ pub struct Tree {
     /// directory `prefix[..end]` was resolved to when it was opened.
     stack: Vec<(usize, OwnedFd)>,
     prefix: Vec<u8>,
+    xattrs: Reader,
 }
 
 impl Tree {
@@ -422,6 +436,7 @@ impl Tree {
         Ok(Tree {
             dir,
             root: Arc::new(root),
+            xattrs: Reader::new(rules.xattrs),
             rules,
             stack: Vec::new(),
             prefix: Vec::new(),
@@ -483,28 +498,71 @@ impl Tree {
                     ctime: (0, 0),
                 },
                 target: None,
+                xattrs: XattrSet::default(),
             });
         }
-        let (st, target) = if path.is_empty() {
+        let (st, target, xattrs) = if path.is_empty() {
             let st = fstat(self.root.as_fd()).map_err(|e| ResolveError::os("cannot stat", e))?;
-            (DiskStat::from_stat(&st), None)
+            let xattrs = self.xattrs.read(self.root.as_fd(), b"");
+            (DiskStat::from_stat(&st), None, xattrs)
         } else {
             let (parent, base) = split_parent(path);
-            let dir = self.parent(parent)?;
-            let st = retry(|| fstatat(dir, base, AtFlags::AT_SYMLINK_NOFOLLOW))
-                .map_err(|e| ResolveError::os("cannot stat", e))?;
-            let st = DiskStat::from_stat(&st);
-            let target = if st.file_type() == Some(FileType::Symlink) {
-                let t = retry(|| readlinkat(dir, base))
-                    .map_err(|e| ResolveError::os("cannot read the link", e))?;
-                Some(t.into_encoded_bytes())
-            } else {
-                None
-            };
-            (st, target)
+            // Out of `self` while `dir` borrows it (no allocation: an
+            // empty reader holds no buffers).
+            let mut reader = std::mem::replace(&mut self.xattrs, Reader::new(Policy::Off));
+            let found = (|| {
+                let dir = self.parent(parent)?;
+                let st = retry(|| fstatat(dir, base, AtFlags::AT_SYMLINK_NOFOLLOW))
+                    .map_err(|e| ResolveError::os("cannot stat", e))?;
+                let st = DiskStat::from_stat(&st);
+                let target = if st.file_type() == Some(FileType::Symlink) {
+                    let t = retry(|| readlinkat(dir, base))
+                        .map_err(|e| ResolveError::os("cannot read the link", e))?;
+                    Some(t.into_encoded_bytes())
+                } else {
+                    None
+                };
+                // Right after the `fstatat`, through the same parent
+                // descriptor, not following the name ([`crate::xattr`]).
+                let xattrs = reader.read(dir, base);
+                Ok::<_, ResolveError>((st, target, xattrs))
+            })();
+            self.xattrs = reader;
+            found?
         };
+        let xattrs = xattrs.map_err(|e| ResolveError {
+            message: e.message,
+            errno: e.errno.map(Errno::from_raw),
+        })?;
+        if let Some(f) = listed.filter(|_| self.rules.xattrs != Policy::Off) {
+            // Checked as content is: the list is authoritative, and a
+            // tree whose attributes differ is not the tree it describes.
+            let got = xattrs.digest();
+            if got != f.xattrs {
+                let says = |d: Option<[u8; 32]>| match d {
+                    None => "none".to_string(),
+                    Some(d) => format!(
+                        "SHA-256 {}",
+                        String::from_utf8_lossy(&crate::hex::encode32(&d))
+                    ),
+                };
+                let names = xattrs
+                    .iter()
+                    .map(|(n, _)| quote(n))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(ResolveError::new(format!(
+                    "its xattrs differ from the list's (the list says {}, the tree has {}{}{})",
+                    says(f.xattrs),
+                    says(got),
+                    if names.is_empty() { "" } else { ": " },
+                    names
+                )));
+            }
+        }
         let mut member = self.rules.describe(path, &st, listed)?;
         member.target = target;
+        member.xattrs = xattrs;
         Ok(member)
     }
 
@@ -693,6 +751,7 @@ impl Rules {
             mtime,
             disk: *disk,
             target: None,
+            xattrs: XattrSet::default(),
         })
     }
 

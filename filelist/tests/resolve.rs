@@ -209,6 +209,7 @@ fn rules_apply_once() {
         },
         keep_mtime: true,
         epoch: 7,
+        ..Rules::default()
     };
     let mut tr = Tree::open(&d, rules).unwrap();
     // The state's device over the regular file fakeroot's mknod leaves.

@@ -90,6 +90,29 @@ pub struct MtimeArgs {
 /// The filters read their input on stdin; a file argument
 /// (`elfdeps /usr/bin/ls`) is caught here so the message says so instead
 /// of clap's bare "unexpected argument".
+/// Which extended attributes `fileids` and `dockpack layer` read
+/// (docs/DESIGN.md, "The list format"; the namespaces and why are in
+/// `filelist::xattr`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct XattrArgs {
+    /// Read no extended attributes: lines as before, no `+XATTRS` part
+    /// (and a list line's xattr digest goes unchecked).
+    #[arg(long = "no-xattrs", conflicts_with = "xattrs")]
+    pub no_xattrs: bool,
+    /// Which xattrs to read: `default` (security.capability, user.*,
+    /// trusted.*) or `all` (those and security labels such as
+    /// security.selinux).
+    #[arg(long = "xattrs", value_name = "WHICH", value_enum)]
+    pub xattrs: Option<XattrWhich>,
+}
+
+/// The value of `--xattrs`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XattrWhich {
+    Default,
+    All,
+}
+
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct StdinOnly {
     #[arg(value_name = "FILE", hide = true)]

@@ -150,6 +150,8 @@ impl<'a, W: Write> Packer<'a, W> {
             ownership: opts.ownership.clone(),
             keep_mtime: opts.keep_mtime,
             epoch: u64::from(opts.epoch),
+            // newc cannot carry xattrs: none are read (see `Packer::warn_xattrs`).
+            xattrs: filelist::xattr::Policy::Off,
         };
         let tree = Tree::open(&opts.dir, rules)?;
         Ok(Packer {

@@ -60,6 +60,7 @@ fn fileids(dir: &Path, ownership: Ownership) -> Vec<u8> {
         output: Terminator::Newline,
         ownership,
         jobs: 1,
+        xattrs: filelist::xattr::Policy::Default,
     };
     let mut out = Vec::new();
     fileids::list(&names(dir)[..], &mut out, &opts).unwrap_or_else(|e| panic!("fileids: {e:#}"));
