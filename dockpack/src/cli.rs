@@ -34,6 +34,8 @@ pub enum Command {
         mtime: MtimeArgs,
         #[command(flatten)]
         archive: ArchiveArgs,
+        #[command(flatten)]
+        xattrs: filtertool::args::XattrArgs,
     },
     /// Write an image tar (OCI layout + docker-archive manifest.json) on
     /// stdout from layer tars, bottom layer first.
@@ -100,6 +102,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             tree,
             mtime,
             archive,
+            xattrs,
         } => {
             tree.stdin_only.check("names")?;
             archive.check_stdout()?;
@@ -109,6 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 nul: tree.null,
                 ownership,
                 keep_mtime: mtime.keep_mtime,
+                xattrs: filelist::xattr::Policy::from_args(&xattrs),
                 epoch,
             };
             let stdin = io::stdin().lock();

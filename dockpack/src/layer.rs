@@ -31,6 +31,7 @@ use filelist::entry::{quote, FileType, Input};
 use filelist::owner::Ownership;
 use filelist::sorted::OrderCheck;
 use filelist::tree::{check_name, Member as Found, Rules, Tree};
+use filelist::xattr::{Policy, XattrSet};
 use filelist::{RecordReader, Terminator};
 use sha2::{Digest as _, Sha256};
 
@@ -51,6 +52,9 @@ pub struct LayerOptions {
     pub keep_mtime: bool,
     /// `SOURCE_DATE_EPOCH`, or 0.
     pub epoch: u64,
+    /// Which extended attributes are read, checked against a list line's
+    /// `+XATTRS` digest, and written as pax `SCHILY.xattr.*` records.
+    pub xattrs: Policy,
 }
 
 const CHUNK: usize = 256 * 1024;
@@ -137,6 +141,9 @@ struct Packer<'a> {
     owed_pad: u64,
     /// `-C DIR`, the only way records become members.
     tree: Tree,
+    /// The extended attributes of the entry being written, for its
+    /// header (the resolver read them and checked them against the list).
+    xattrs: XattrSet,
     /// Records come sorted, as `layerdiff` wants lists: tar readers need
     /// a directory before what it holds, and a name twice is two members.
     order: OrderCheck,
@@ -150,7 +157,7 @@ impl<'a> Packer<'a> {
             ownership: opts.ownership.clone(),
             keep_mtime: opts.keep_mtime,
             epoch: opts.epoch,
-            xattrs: filelist::xattr::Policy::Off,
+            xattrs: opts.xattrs,
         };
         let tree = Tree::open(&opts.dir, rules)?;
         Ok(Packer {
@@ -166,6 +173,7 @@ impl<'a> Packer<'a> {
             owed: 0,
             owed_pad: 0,
             tree,
+            xattrs: XattrSet::default(),
             order: OrderCheck::new(),
         })
     }
@@ -209,7 +217,8 @@ impl<'a> Packer<'a> {
     fn entry<W: Write + ?Sized>(&mut self, input: &Input, out: &mut W) -> Result<()> {
         // The one resolver: the name checked, looked up beneath DIR
         // through no symlink, the list/fakeroot/owner rules applied.
-        let found = self.tree.resolve_input(input)?;
+        let mut found = self.tree.resolve_input(input)?;
+        self.xattrs = std::mem::take(&mut found.xattrs);
         if found.whiteout {
             return self.whiteout(&found.path, found.mode, out);
         }
@@ -243,6 +252,10 @@ impl<'a> Packer<'a> {
                     if let Some(first) = self.links.get(&key).cloned() {
                         m.kind = Kind::HardLink;
                         m.link = &first;
+                        // The inode's attributes went with its first
+                        // name; a link member repeats none (GNU tar
+                        // neither), so unpacking sets them once.
+                        self.xattrs = XattrSet::default();
                         return self.header(out, &m);
                     }
                     self.links.insert(key, member.clone());
@@ -352,10 +365,10 @@ impl<'a> Packer<'a> {
     /// runs (so members stay in list order), else directly.
     fn header<W: Write + ?Sized>(&mut self, out: &mut W, m: &Member<'_>) -> Result<()> {
         if self.hasher.is_none() {
-            return tarfmt::write_header(out, m).context("writing stdout");
+            return tarfmt::write_header_xattrs(out, m, &self.xattrs).context("writing stdout");
         }
         let mut bytes = Vec::with_capacity(tarfmt::BLOCK);
-        tarfmt::write_header(&mut bytes, m).context("writing stdout")?;
+        tarfmt::write_header_xattrs(&mut bytes, m, &self.xattrs).context("writing stdout")?;
         let size = if m.kind == Kind::Regular { m.size } else { 0 };
         self.send(out, Item::Header(bytes, size))
     }
@@ -486,7 +499,7 @@ impl<'a> Packer<'a> {
     ) -> Result<()> {
         let (mut file, size) = self.open_regular(found)?;
         m.size = size;
-        tarfmt::write_header(out, &m).context("writing stdout")?;
+        tarfmt::write_header_xattrs(out, &m, &self.xattrs).context("writing stdout")?;
         self.owed = size;
         self.owed_pad = tarfmt::padding(size) as u64;
         let mut hasher = want.map(|_| Sha256::new());

@@ -26,6 +26,8 @@
 
 use std::io::{self, Read, Write};
 
+use filelist::xattr::XattrSet;
+
 /// The tar block size.
 pub const BLOCK: usize = 512;
 
@@ -95,14 +97,23 @@ fn put_octal(field: &mut [u8], value: u64) {
 /// Appends one pax record, `LEN key=value\n`, where LEN counts the whole
 /// record including its own digits.
 fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
-    let base = key.len() + value.len() + 3;
+    pax_record_bytes(out, &[key.as_bytes()], value)
+}
+
+/// [`pax_record`] with a key made of `parts` (a `SCHILY.xattr.` prefix and
+/// an attribute name that may not be UTF-8).
+fn pax_record_bytes(out: &mut Vec<u8>, parts: &[&[u8]], value: &[u8]) {
+    let key_len: usize = parts.iter().map(|p| p.len()).sum();
+    let base = key_len + value.len() + 3;
     let mut len = base + base.to_string().len();
     if len.to_string().len() + base != len {
         len = base + len.to_string().len();
     }
     out.extend_from_slice(len.to_string().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(key.as_bytes());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
     out.push(b'=');
     out.extend_from_slice(value);
     out.push(b'\n');
@@ -151,6 +162,22 @@ pub fn padding(size: u64) -> usize {
 /// Writes the header of `m` (a pax header first where needed). The caller
 /// then writes exactly `m.size` bytes of data and [`padding`].
 pub fn write_header<W: Write + ?Sized>(out: &mut W, m: &Member<'_>) -> io::Result<()> {
+    write_header_xattrs(out, m, &XattrSet::default())
+}
+
+/// [`write_header`] with the member's extended attributes as pax
+/// `SCHILY.xattr.NAME=VALUE` records, the form GNU tar, star, Go's
+/// `archive/tar` (`PAXRecords`), containerd, podman and umoci read and
+/// apply with `lsetxattr`. A record is length-prefixed, so a binary value
+/// (a `security.capability` is a `vfs_cap_data` struct) needs no escaping;
+/// the name cannot hold `=`, which ends a pax keyword (POSIX pax
+/// "keyword=value"), nor NUL, which no xattr name holds. Records come in
+/// the set's order (sorted by name), so the bytes are the same every time.
+pub fn write_header_xattrs<W: Write + ?Sized>(
+    out: &mut W,
+    m: &Member<'_>,
+    xattrs: &XattrSet,
+) -> io::Result<()> {
     if m.major > MAX_OCTAL7 as u32 || m.minor > MAX_OCTAL7 as u32 {
         // Linux device numbers are at most 12 and 20 bits, so this cannot
         // happen for a real device; refuse rather than write a wrong one.
@@ -177,6 +204,18 @@ pub fn write_header<W: Write + ?Sized>(out: &mut W, m: &Member<'_>) -> io::Resul
     }
     if m.mtime > MAX_OCTAL11 {
         pax_record(&mut pax, "mtime", m.mtime.to_string().as_bytes());
+    }
+    for (name, value) in xattrs.iter() {
+        if name.contains(&b'=') || name.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "xattr name {} holds '=', which a pax record cannot carry",
+                    filtertool::quote::quote(name)
+                ),
+            ));
+        }
+        pax_record_bytes(&mut pax, &[b"SCHILY.xattr.", name], value);
     }
     if !pax.is_empty() {
         // The pax header's own name is ignored by readers; a fixed one

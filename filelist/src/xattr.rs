@@ -62,10 +62,12 @@ use sha2::{Digest as _, Sha256};
 pub const XATTR_SIZE_MAX: usize = 65536;
 /// `XATTR_LIST_MAX`: the longest list of names the kernel returns.
 pub const XATTR_LIST_MAX: usize = 65536;
-/// The most value bytes kept for one member (a pax header holds them).
-/// Far above what filesystems store per inode without `ea_inode` (one
-/// block: 4 KiB on ext4).
-pub const MAX_TOTAL: usize = 1 << 20;
+/// The most value bytes kept for one member: `dockpack layer` writes
+/// them into one pax header, which `dockpack image` (and other readers)
+/// read into memory with a limit of 1 MiB; 256 KiB leaves room for the
+/// names and the other records. Far above what filesystems store per
+/// inode without ext4's `ea_inode` (one block, 4 KiB).
+pub const MAX_TOTAL: usize = 256 << 10;
 
 /// Which attributes are read (see the module documentation).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
