@@ -140,6 +140,10 @@ pub struct Packer<'a, W: Write> {
     groups: HashMap<(u64, u64), Group>,
     /// `-C DIR`, the only way records become members.
     tree: Tree,
+    /// List lines with a `+XATTRS` part so far, and the first one's name:
+    /// newc cannot carry them ([`Packer::finish`] says so once).
+    xattr_files: u64,
+    xattr_first: Option<Vec<u8>>,
 }
 
 impl<'a, W: Write> Packer<'a, W> {
@@ -161,6 +165,8 @@ impl<'a, W: Write> Packer<'a, W> {
             groups_seen: 0,
             groups: HashMap::new(),
             tree,
+            xattr_files: 0,
+            xattr_first: None,
         })
     }
 
@@ -168,6 +174,12 @@ impl<'a, W: Write> Packer<'a, W> {
     /// Returns the member's mode (type bits included).
     pub fn add_input(&mut self, input: &Input) -> Result<u32> {
         let name = input.name();
+        if let Input::Entry(e) = input {
+            if e.fields.xattrs.is_some() {
+                self.xattr_files += 1;
+                self.xattr_first.get_or_insert_with(|| e.name.clone());
+            }
+        }
         let result = (|| {
             let member = self.tree.resolve_input(input)?;
             if member.whiteout {
@@ -208,6 +220,26 @@ impl<'a, W: Write> Packer<'a, W> {
 
     /// Writes the hard-link sets still open and the trailer.
     pub fn finish(mut self) -> Result<W> {
+        if let Some(first) = &self.xattr_first {
+            // The newc header has no field for them (the kernel's
+            // Documentation/driver-api/early-userspace/buffer-format.rst),
+            // so the archive is still made, as GNU cpio makes it, but not
+            // silently: a program that needs its file capability would
+            // fail in the initramfs only.
+            filtertool::warn(
+                crate::PROGRAM.name,
+                format_args!(
+                    "{} file{} xattrs, which newc cannot carry (first: {})",
+                    self.xattr_files,
+                    if self.xattr_files == 1 {
+                        " has"
+                    } else {
+                        "s have"
+                    },
+                    quote(first)
+                ),
+            );
+        }
         let mut rest: Vec<Group> = self.groups.drain().map(|(_, g)| g).collect();
         rest.sort_by_key(|g| g.first);
         for group in rest {
