@@ -41,6 +41,11 @@
 //!   stands in for the disk where the state recorded the inode, `--owner`
 //!   overrides every owner, and the type a list line or state gives must
 //!   fit what is on disk ([`FileType::fits_on_disk`]) and each other.
+//! - Extended attributes, where [`Rules::xattrs`] asks for them, are read
+//!   right after the `fstatat` through the same parent descriptor, not
+//!   following the name ([`crate::xattr`]), and a list line's `+XATTRS`
+//!   digest must match them, as its content digest must match the
+//!   content.
 
 use std::fmt;
 use std::fs::File;

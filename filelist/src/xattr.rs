@@ -22,6 +22,12 @@
 //!   descriptor directly but is not wrapped by rustix yet and is absent
 //!   from older kernels, so the `/proc` form is the one that works
 //!   everywhere the resolver does (it needs `/proc` mounted, and says so).
+//! - The call looks NAME up again in that same directory, right after the
+//!   resolver's `fstatat`: a file renamed over NAME in between gives its
+//!   attributes, as a content change between listing and packing would
+//!   give its bytes; the parent descriptor still keeps every lookup inside
+//!   the tree, and `dockpack layer` still compares the content it opens by
+//!   device and inode with what was examined.
 //! - The cost is one `llistxattr` per member and one `lgetxattr` per
 //!   attribute kept: a file with none costs one syscall.
 //! - Bounded: a list of names is at most `XATTR_LIST_MAX` (64 KiB) and a
