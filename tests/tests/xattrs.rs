@@ -9,7 +9,10 @@
 //! symlink and a FIFO, and list lines that claim what the tree lacks.
 //!
 //! Everything here needs root (setting `security.capability` and
-//! `trusted.*`, podman's storage, a tmpfs mount), as CI runs it.
+//! `trusted.*`, podman's storage, a tmpfs mount), as CI runs it; the
+//! rootless case builds the image as root and has an ordinary user load
+//! and run it (its user-namespaced storage keeps the capability: the
+//! test skips, saying so, where it refuses the layer).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -423,4 +426,92 @@ printf './equals\n' | "$DOCKPACK" layer > /dev/null 2> "$OUT/equals.err"; echo $
     );
     // --no-xattrs neither reads nor checks them.
     assert_eq!(read("noxattrs.rc").trim(), "0", "{}", read("noxattrs.err"));
+}
+
+/// The same capability through rootless podman: the image is built as
+/// root (only root may `setcap`), loaded and run by an ordinary user,
+/// whose storage holds the layer in its user namespace.
+#[test]
+fn rootless_podman_keeps_the_capability() {
+    if !is_root() {
+        skip("setcap needs root: no image with a file capability to give the ordinary user");
+        return;
+    }
+    if let Some(why) = missing(&["setcap", "podman", "setpriv", "useradd"]) {
+        skip(why);
+        return;
+    }
+    let Some(bb) = fs::read("/bin/busybox").ok().filter(|b| is_static_elf64(b)) else {
+        skip("/bin/busybox is not busybox-static (see .ci/run)");
+        return;
+    };
+    let user = match testkit::ordinary_user("filters-test") {
+        Ok(u) => u,
+        Err(e) => {
+            skip(format!("no ordinary user: {e}"));
+            return;
+        }
+    };
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::write(root.join("bin/busybox"), &bb).unwrap();
+    fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    ok(
+        in_dir(sh("setcap cap_net_bind_service+p bin/busybox"), &root),
+        b"",
+    );
+    let list = fileids(&root, &[]);
+    assert!(line_of(&list, "./bin/busybox").contains('+'), "{list}");
+    let layer = t.path().join("layer.tar");
+    let mut dp = tool("dockpack");
+    dp.arg("layer").arg("-C").arg(&root);
+    fs::write(&layer, ok(dp, list.as_bytes())).unwrap();
+    let tag = format!("dockpack-xattrs-rootless-{}:1", std::process::id());
+    let image = t.path().join("img.tar");
+    let mut img = tool("dockpack");
+    img.args(["image", "--tag", &tag]).arg(&layer);
+    fs::write(&image, ok(img, b"")).unwrap();
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).unwrap();
+
+    // crun refuses rootless containers on hybrid cgroups (CI's VMs);
+    // runc runs them there, without `--cgroups=disabled`.
+    let engine = "if [ \"$(stat -f -c %T /sys/fs/cgroup)\" = cgroup2fs ]; \
+                  then set -- --cgroups=disabled; else set -- --runtime runc; fi";
+    let as_user = |script: String| -> Output {
+        let mut c = user.command("sh");
+        c.arg("-c").arg(format!("cd && {engine} && {script}"));
+        testkit::run(c, b"")
+    };
+    struct Rmi<'a>(&'a dyn Fn(String) -> Output, String);
+    impl Drop for Rmi<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(format!("podman rmi -f {} >/dev/null 2>&1", self.1));
+        }
+    }
+    let _rmi = Rmi(&as_user, tag.clone());
+    let load = as_user(format!("podman load -i {}", image.display()));
+    if !load.status.success() {
+        let err = text(&load.stderr);
+        if err.contains("security.capability") || err.contains("operation not permitted") {
+            skip(format!(
+                "rootless podman's storage refuses the layer: {}",
+                err.trim()
+            ));
+            return;
+        }
+        panic!("podman load as {}: {err}", user.name);
+    }
+    let run = as_user(format!(
+        "podman run \"$@\" --rm --network none --user 1000 {tag} /bin/busybox cat /proc/self/status"
+    ));
+    assert!(run.status.success(), "podman run: {}", text(&run.stderr));
+    let prm = cap_prm(&text(&run.stdout));
+    assert_ne!(
+        prm & (1 << CAP_NET_BIND_SERVICE),
+        0,
+        "rootless: CapPrm {prm:x} lacks CAP_NET_BIND_SERVICE"
+    );
+    eprintln!("rootless podman run --user 1000: CapPrm {prm:016x}: ok");
 }
