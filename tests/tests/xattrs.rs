@@ -515,3 +515,47 @@ fn rootless_podman_keeps_the_capability() {
     );
     eprintln!("rootless podman run --user 1000: CapPrm {prm:016x}: ok");
 }
+
+/// newc has no xattrs: `mkinitrd` packs lines that carry a set as it
+/// packs the same lines without, content digests checked as before, and
+/// says so once on stderr, naming the first such file.
+#[test]
+fn mkinitrd_warns_once_that_newc_drops_xattrs() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    fs::write(root.join("a"), b"a\n").unwrap();
+    fs::write(root.join("b"), b"b\n").unwrap();
+    let plain = fileids(root, &["--no-xattrs"]);
+    let zeros = "0".repeat(64);
+    let with: String = plain
+        .lines()
+        .map(|l| {
+            if l.starts_with(". ") {
+                format!("{l}\n")
+            } else {
+                format!("{l}+{zeros}\n")
+            }
+        })
+        .collect();
+    let pack = |list: &str| -> Output {
+        let mut c = tool("mkinitrd");
+        c.arg("-C").arg(root).env_remove("SOURCE_DATE_EPOCH");
+        testkit::run(c, list.as_bytes())
+    };
+    let without = pack(&plain);
+    assert!(without.status.success(), "{}", text(&without.stderr));
+    assert_eq!(text(&without.stderr), "");
+    let o = pack(&with);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stderr),
+        "mkinitrd: warning: 2 files have xattrs, which newc cannot carry (first: \"./a\")\n"
+    );
+    assert!(o.stdout == without.stdout, "the same archive either way");
+    // The content part is still checked.
+    let hash = line_of(&plain, "./a").rsplit('-').next().unwrap();
+    let bad = with.replace(hash, &zeros);
+    let o = pack(&bad);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("./a"), "{}", text(&o.stderr));
+}
