@@ -19,9 +19,14 @@
 //!   supported kernels (`open(2)`: `O_PATH` descriptors serve no such
 //!   call), and opening each member for it would cost an `openat2` and a
 //!   `close` per entry, and could not open a FIFO, socket or symlink; `listxattrat(2)` (Linux 6.13) would take the
-//!   descriptor directly but is not wrapped by rustix yet and is absent
-//!   from older kernels, so the `/proc` form is the one that works
-//!   everywhere the resolver does (it needs `/proc` mounted, and says so).
+//!   descriptor directly and skip the walk through `/proc`, but neither
+//!   rustix 1.1 nor libc 0.2.191 has it (no wrapper, no `SYS_` number for
+//!   x86_64) and older kernels lack it, so the `/proc` form is the one
+//!   that works everywhere the resolver does (it needs `/proc` mounted,
+//!   and says so). Changing directory into the parent to name it
+//!   relatively would be cheaper still, but the working directory is the
+//!   whole process's, and other threads and relative `-C`/output paths
+//!   depend on it.
 //! - The call looks NAME up again in that same directory, right after the
 //!   resolver's `fstatat`: a file renamed over NAME in between gives its
 //!   attributes, as a content change between listing and packing would
