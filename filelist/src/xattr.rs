@@ -18,8 +18,8 @@
 //!   resolver's `O_PATH` descriptors fails with `EBADF` on most
 //!   supported kernels (`open(2)`: `O_PATH` descriptors serve no such
 //!   call), and opening each member for it would cost an `openat2` and a
-//!   `close` per entry, and could not open a FIFO, socket or symlink; `listxattrat(2)` (Linux 6.13) would take the
-//!   descriptor directly and skip the walk through `/proc`, but neither
+//!   `close` per entry, and could not open a FIFO, socket or symlink.
+//!   `listxattrat(2)` (Linux 6.13) would take the descriptor directly and skip the walk through `/proc`, but neither
 //!   rustix 1.1 nor libc 0.2.191 has it (no wrapper, no `SYS_` number for
 //!   x86_64) and older kernels lack it, so the `/proc` form is the one
 //!   that works everywhere the resolver does (it needs `/proc` mounted,
