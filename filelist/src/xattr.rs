@@ -15,9 +15,9 @@
 //!   outside the tree is reachable. The root itself is
 //!   `/proc/self/fd/ROOT` with the following `listxattr(2)`, which goes
 //!   through the magic link to the directory. `flistxattr` on the
-//!   resolver's `O_PATH` descriptors fails with `EBADF` on most
-//!   supported kernels (`open(2)`: `O_PATH` descriptors serve no such
-//!   call), and opening each member for it would cost an `openat2` and a
+//!   resolver's `O_PATH` descriptors fails with `EBADF` (still on
+//!   Linux 6.18; `open(2)` lists what `O_PATH` descriptors serve, and
+//!   the xattr calls are not among them), and opening each member for it would cost an `openat2` and a
 //!   `close` per entry, and could not open a FIFO, socket or symlink.
 //!   `listxattrat(2)` (Linux 6.13) would take the descriptor directly and skip the walk through `/proc`, but neither
 //!   rustix 1.1 nor libc 0.2.191 has it (no wrapper, no `SYS_` number for
