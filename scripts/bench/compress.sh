@@ -6,22 +6,21 @@
 #   --compress lz4    vs  mkinitrd | lz4 -l
 # (the image half, `dockpack image --compress`, is compress-image.sh).
 #
-#   scripts/bench/compress.sh [TREE]      (or BENCH_TREE=TREE; RUNS=N, default 5)
+#   scripts/bench/compress.sh [TREE]      (or BENCH_TREE=TREE; RUNS=N rounds, default 5)
 #
 # TREE defaults to /work/deb and is only read. Make one with
 #   debootstrap --variant=minbase --include=busybox bookworm DIR
 # Every command reads the same sorted name list and writes into a pipe.
-# hyperfine runs each group's commands in turn, warmed up, and reports
-# wall time and CPU time (user + system, children included); each output
-# is made once more to measure its size and check that it decodes to the
-# plain archive. Prints the CPU model, the load average, and for each pair
+# Each output is made once to measure its size and check that it decodes
+# to the plain archive; then every command is timed, in alternated runs
+# (see below). Prints the CPU model, the load average, and for each pair
 # the ratios ours/peer of wall time, CPU time and size (target: wall
 # below gzip -6 and not above pigz -6 or zstd -T0, at a similar size).
 set -eu
 
 tree=${1:-${BENCH_TREE:-/work/deb}}
 [ -d "$tree" ] || { echo "compress.sh: no tree at $tree (see the header for how to make one)" >&2; exit 1; }
-for prog in hyperfine gzip pigz zstd lz4 python3; do
+for prog in gzip pigz zstd lz4 python3; do
 	command -v "$prog" >/dev/null || { echo "compress.sh: $prog is not installed (apt-get install $prog)" >&2; exit 1; }
 done
 runs=${RUNS:-5}
@@ -63,33 +62,44 @@ while IFS='@' read -r group name cmd decode; do
 done < "$work/cmds"
 rm -f "$work/out" "$work/plain"
 
-for group in gzip zstd lz4; do
-	set --
-	while IFS='@' read -r g name cmd decode; do
-		[ "$g" = "$group" ] && set -- "$@" -n "$name" "$cmd | cat > /dev/null"
-	done < "$work/cmds"
-	hyperfine --warmup 1 --runs "$runs" --style basic --export-json "$work/$group.json" "$@"
-done
-
-python3 - "$work" <<'PY'
-import json, sys
-work = sys.argv[1]
-names = [l.split('@')[1] for l in open(work + '/cmds')]
+# Timing: rounds in which every command runs once, in an order rotated
+# from round to round (the machine is shared: load that comes and goes
+# hits every command alike rather than whichever ran in that minute); the
+# first round is a warm-up. Wall time from a monotonic clock, CPU time as
+# user + system of the finished children (getrusage RUSAGE_CHILDREN);
+# medians.
+python3 - "$work" "$runs" <<'PY'
+import os, resource, statistics, subprocess, sys, time
+work, runs = sys.argv[1], int(sys.argv[2])
+cmds = [l.rstrip('\n').split('@') for l in open(work + '/cmds')]
+names = [c[1] for c in cmds]
 sizes = {n: int(open('%s/size.%d' % (work, i + 1)).read()) for i, n in enumerate(names)}
-print('\n%-30s %8s %8s %12s' % ('', 'wall s', 'cpu s', 'bytes'))
-rows = {}
+wall = {n: [] for n in names}
+cpu = {n: [] for n in names}
+for rnd in range(runs + 1):
+    order = cmds[rnd % len(cmds):] + cmds[:rnd % len(cmds)]
+    for group, name, cmd, _ in order:
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
+        subprocess.run(['sh', '-c', cmd + ' | cat > /dev/null'], check=True)
+        t1 = time.monotonic()
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if rnd > 0:
+            wall[name].append(t1 - t0)
+            cpu[name].append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+    print('round %d of %d done' % (rnd, runs), file=sys.stderr)
+print('\nmedians of %d alternated runs:' % runs)
+print('%-30s %8s %8s %12s' % ('', 'wall s', 'cpu s', 'bytes'))
+med = {n: (statistics.median(wall[n]), statistics.median(cpu[n]), sizes[n]) for n in names}
 for group in ('gzip', 'zstd', 'lz4'):
-    res = json.load(open('%s/%s.json' % (work, group)))['results']
-    for r in res:
-        n = r['command']
-        rows[n] = (r['mean'], r['user'] + r['system'], sizes[n])
-        print('%-30s %8.3f %8.3f %12d' % (n, *rows[n]))
-    ours = rows[res[0]['command']]
-    for r in res[1:]:
-        peer = rows[r['command']]
+    members = [c[1] for c in cmds if c[0] == group]
+    for n in members:
+        print('%-30s %8.3f %8.3f %12d' % (n, *med[n]))
+    ours = med[members[0]]
+    for n in members[1:]:
+        peer = med[n]
         print('  ours/%s: wall %.2f, cpu %.2f, size %.3f' % (
-            r['command'].replace('mkinitrd | ', ''),
-            ours[0] / peer[0], ours[1] / peer[1], ours[2] / peer[2]))
+            n.replace('mkinitrd | ', ''), ours[0] / peer[0], ours[1] / peer[1], ours[2] / peer[2]))
 PY
 # How busy the shared machine was: the load average over the run.
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
