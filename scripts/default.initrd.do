@@ -26,8 +26,13 @@ fi
 # level 3 it is both the fastest to make on two cores and the smallest
 # (scripts/bench/compress.sh), and mkinitcpio chose it as its default.
 kernel=${KVMRUN_KERNEL:-}
-if [ -z "$kernel" ] && [ -e kernel ]; then
-	kernel=$PWD/kernel
+if [ -z "$kernel" ]; then
+	if [ -e kernel ]; then
+		kernel=$PWD/kernel
+	else
+		# Built later, it is the one that boots: check again then.
+		redo-ifcreate kernel
+	fi
 fi
 if [ -z "$kernel" ]; then
 	kernel=/boot/vmlinuz-$(uname -r)
