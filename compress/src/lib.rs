@@ -59,6 +59,8 @@
 //! so an interrupted stream never looks complete (a gzip or zstd decoder
 //! reports it truncated).
 
+pub mod lz4legacy;
+
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
@@ -183,7 +185,7 @@ pub const GZIP_BLOCK: usize = 256 * 1024;
 pub const LZ4_BLOCK: usize = 8 << 20;
 
 /// The lz4 legacy frame's magic, little-endian `0x184C2102`.
-const LZ4_LEGACY_MAGIC: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
+pub(crate) const LZ4_LEGACY_MAGIC: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
 
 /// Deflate's window: the dictionary each gzip block gets.
 const DEFLATE_WINDOW: usize = 32 * 1024;
