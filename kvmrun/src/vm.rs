@@ -613,9 +613,11 @@ fn relay(
     let mut stdout = stdout.lock();
 
     while open.iter().any(|&o| o) {
-        // The nearest deadline, while none has fired.
+        // The nearest deadline, while none has fired and the report is
+        // not in (once it is, the run has its result: only the drain of
+        // the pipes is left).
         let mut wait_ms: i32 = -1;
-        if stop.is_none() {
+        if stop.is_none() && !reported {
             let now = Instant::now();
             let mut next = deadline;
             if !channel.ready {
@@ -713,7 +715,7 @@ fn relay(
         }
         if signalled {
             if let Some(sig) = signals.take() {
-                if stop.is_none() {
+                if stop.is_none() && !reported {
                     stop = Some(Stop::Signal(sig));
                     guard.kill();
                 }
