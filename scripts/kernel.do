@@ -1,8 +1,9 @@
 # kernel: a small x86-64 kernel for kvmrun, built from Debian's
 # linux-source-6.1 (apt-get install linux-source-6.1 flex bison bc
 # libelf-dev libssl-dev) with `make tinyconfig` plus kernel.config.
-# About 6 minutes on two cores. The product is the bzImage; kvmrun boots
-# its vmlinux through PVH (it extracts and caches it). Boot it with
+# About 6 minutes on two quiet cores, 12 with other builds running. The
+# product is the bzImage; kvmrun boots its vmlinux through PVH (it
+# extracts and caches it). Boot it with
 # KVMRUN_KERNEL=$PWD/kernel, as default.runkvm.do does where it exists.
 . ./path.sh
 redo-ifchange kernel.config

@@ -18,7 +18,8 @@
 //!    there by kvmrun; `/init` when the file is empty) with stdin from
 //!    /dev/null, waits for it while reaping every orphan that is reparented
 //!    to PID 1;
-//! 5. drains ttyS1 (so all output reached the host before the report),
+//! 5. drains ttyS1 and ttyS0 (so all output reached the host before the
+//!    report: kvmrun ends the VM as soon as the report is in),
 //!    writes `exit N`, `signal N` or `error CODE MESSAGE` on ttyS2, syncs
 //!    and powers the machine off.
 //!
@@ -154,7 +155,7 @@ fn run_inner(ports: &mut Ports) -> Result<String, Failed> {
     cmd.args(&args)
         .stdin(Stdio::null())
         .stdout(stdout.try_clone().map_err(|e| fail("ttyS1", e))?)
-        .stderr(console)
+        .stderr(console.try_clone().map_err(|e| fail("ttyS0", e))?)
         .current_dir("/");
     if std::env::var_os("PATH").is_none() {
         cmd.env(
@@ -176,7 +177,10 @@ fn run_inner(ports: &mut Ports) -> Result<String, Failed> {
     };
     let pid = child.id() as c_int;
     let status = reap_until(pid)?;
+    // kvmrun ends the VM once the report is in: the program's stderr on
+    // the console must be out by then too.
     drain(&stdout);
+    drain(&console);
     Ok(status)
 }
 
