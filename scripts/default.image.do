@@ -1,6 +1,14 @@
 # NAME.image: the layers named in NAME.image.layers (bottom first) as one
 # image tar that docker, podman and skopeo load. The image id goes to
 # NAME.iid beside it (a side product, like the .fs trees).
+# The layer blobs are compressed with $COMPRESS (dockpack image --compress:
+# gzip or zstd, with an optional :LEVEL; `none` stores them as they are).
+# The default is zstd: both engines the cookbook drives take it, from a
+# file and from a registry (Docker 20.10's `docker load`/`docker pull`,
+# podman 4.3's `podman load`/`podman pull`), and it is smaller and faster
+# both ways than gzip; COMPRESS=gzip is for older pullers (and umoci
+# 0.4.7, which refuses zstd layers). The image id does not depend on it.
+# redo does not see a change of $COMPRESS: rebuild the image after one.
 # PATH as need.sh sees it (path.sh: ../target/release, /usr/sbin, /sbin).
 . ./path.sh
 redo-ifchange "$1.layers"
@@ -17,5 +25,7 @@ for layer in $layers; do
 	read -r id <"$layer.list.sha256"
 	echo "layer: $id $layer" >&2
 done
-dockpack image --tag "$name:latest" --iidfile "$out.iid" "$@" >"$out"
+compress=${COMPRESS:-zstd}
+[ "$compress" = none ] && compress= || compress="--compress=$compress"
+dockpack image --tag "$name:latest" --iidfile "$out.iid" $compress "$@" >"$out"
 mv "$out.iid" "$name.iid"
