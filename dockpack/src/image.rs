@@ -45,10 +45,12 @@
 //!
 //! `--compress` (docs/DESIGN.md "Image format"): a compressed blob's
 //! digest and size are known only after compressing, and its header
-//! comes first, so every layer is compressed (and checked and hashed in
-//! the same pass) into an unnamed temporary file before the first byte
-//! goes out, to a file or a pipe alike ([`compress_all`]), then copied;
-//! `--oci-dir` compresses straight into the blob file.
+//! comes first. Into a regular file as above, each layer is compressed
+//! (and checked and hashed in the same pass) into place after a header
+//! slot of one block, which its blob surely fits below 8 GiB
+//! ([`fits_one_block`]). Into a pipe (or with a layer that large), every
+//! layer is first compressed into an unnamed temporary file, then copied
+//! ([`compress_all`]). `--oci-dir` compresses straight into the blob file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -604,11 +606,35 @@ pub fn write_stdout(inputs: &Inputs<'_>) -> Result<Image> {
     // written as a stream, whose errors std and filtertool handle.
     let seekable = seekable_start(stdout.as_fd()).unwrap_or(None);
     if let Some(spec) = &inputs.opts.compress {
-        // Every layer is compressed before the first byte goes out, into
-        // files that vanish with the process (see `compress_all`).
-        let done = compress_all(inputs, spec)?;
+        // Into a file, each layer is compressed in place after a reserved
+        // header slot, as the uncompressed one-pass path writes it, where
+        // the slot is surely one block; else (a pipe, or a layer near
+        // 8 GiB) every layer is compressed into a file that vanishes with
+        // the process before the first byte goes out (`compress_all`).
         return match seekable {
+            Some(start)
+                if inputs
+                    .layers
+                    .iter()
+                    .all(|l| fits_one_block(l.identity.size)) =>
+            {
+                let file = File::from(
+                    stdout
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .context("cannot duplicate stdout")?,
+                );
+                drop(stdout);
+                let result = write_seekable_compressed(inputs, spec, &file, start);
+                if result.is_err() {
+                    // As `write_seekable`: nothing we wrote may remain.
+                    let _ = file.set_len(start);
+                    let _ = (&file).seek(SeekFrom::Start(start));
+                }
+                result
+            }
             Some(start) => {
+                let done = compress_all(inputs, spec)?;
                 let mut file = File::from(
                     stdout
                         .as_fd()
@@ -627,6 +653,7 @@ pub fn write_stdout(inputs: &Inputs<'_>) -> Result<Image> {
             }
             None => {
                 drop(stdout);
+                let done = compress_all(inputs, spec)?;
                 let mut out = filtertool::stdout();
                 let mut started = false;
                 let result = write_compressed(done, inputs, &mut out, &mut started);
@@ -808,14 +835,13 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// Reads `layer` once (checked and hashed as uncompressed layers are,
-/// [`layerpass::read_layer`]) and compresses it into `file` from its
-/// current offset, hashing the compressed bytes as they are written.
-/// `shown` names `file` in messages. Memory: the pass's chunks, the
+/// [`layerpass::read_layer`]) and compresses it into `out`, hashing the
+/// compressed bytes as they are written. `shown` names `out` in messages. Memory: the pass's chunks, the
 /// encoder's window and buffers, one `BufWriter`; never the layer.
-fn compress_layer(
+fn compress_layer<W: Write + Send>(
     layer: &LayerFile,
     spec: &Spec,
-    file: &File,
+    file: W,
     shown: impl Fn() -> String + Sync,
 ) -> Result<LayerBlob> {
     let media_type = compressed_media_type(spec).map_err(|e| anyhow!(e))?;
@@ -847,6 +873,93 @@ fn compress_layer(
         size: out.count,
         media_type,
     })
+}
+
+/// Writes at an offset of a file, moving on by what it wrote: the
+/// compressor's output placed in the image file after a header slot.
+struct WriteAt<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Write for WriteAt<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_all_at(buf, self.pos)?;
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether the blob of a layer of `size` bytes surely has a one-block
+/// header, so that the slot can be reserved before compressing. Neither
+/// method grows its input by more than 1/64 plus 1 MiB: zstd's
+/// `ZSTD_compressBound` is `n + n/256` plus a few KiB, deflate's stored
+/// blocks add 5 bytes per 64 KiB (RFC 1951 3.2.4) and our gzip's sync
+/// flushes 5 bytes per block, plus the gzip header and trailer.
+fn fits_one_block(size: u64) -> bool {
+    let bound = size.saturating_add(size / 64).saturating_add(1 << 20);
+    blob_header(&"0".repeat(64), bound, 0).len() == tarfmt::BLOCK
+}
+
+/// The one-pass writer of compressed layers into `file` from offset
+/// `start`: as [`write_seekable_from`], with each layer compressed into
+/// place after its header slot (every layer [`fits_one_block`]). The
+/// caller cuts the file back to `start` on error.
+fn write_seekable_compressed(
+    inputs: &Inputs<'_>,
+    spec: &Spec,
+    file: &File,
+    start: u64,
+) -> Result<Image> {
+    let epoch = inputs.opts.epoch;
+    let at = |bytes: &[u8], off: u64| {
+        file.write_all_at(bytes, off)
+            .context("writing the image to stdout")
+    };
+    let head = Image::head(epoch);
+    at(&head, start)?;
+    let first = start + head.len() as u64;
+    let ((blobs, stored, mut off), arch) = alongside_arch(inputs, || {
+        let mut off = first;
+        let mut stored = BTreeSet::new();
+        let mut blobs = Vec::with_capacity(inputs.layers.len());
+        for layer in &inputs.layers {
+            // Until the real header is known its slot holds a block that
+            // no tar reader accepts.
+            at(&tarfmt::poison_block(), off)?;
+            let data = off + tarfmt::BLOCK as u64;
+            let out = WriteAt { file, pos: data };
+            let blob = compress_layer(layer, spec, out, || "the image to stdout".to_string())?;
+            if stored.insert(blob.digest.clone()) {
+                let header = blob_header(&blob.digest, blob.size, epoch);
+                if header.len() != tarfmt::BLOCK {
+                    bail!("layer {}: header size changed", quote_path(&layer.path));
+                }
+                let pad = &[0u8; tarfmt::BLOCK][..tarfmt::padding(blob.size)];
+                at(pad, data + blob.size)?;
+                at(&header, off)?;
+                off = data + blob.size + pad.len() as u64;
+            }
+            // A repeated layer leaves `off` where it was: what was
+            // written of it is overwritten by what follows, or cut off
+            // below.
+            blobs.push(blob);
+        }
+        Ok((blobs, stored, off))
+    })?;
+    let image = documents(inputs, blobs, arch)?;
+    let tail = image.tail(&stored);
+    at(&tail, off)?;
+    off += tail.len() as u64;
+    file.set_len(off).context("writing the image to stdout")?;
+    (&*file)
+        .seek(SeekFrom::Start(off))
+        .context("writing the image to stdout")?;
+    Ok(image)
 }
 
 /// Compresses every layer, each into an unnamed temporary file in

@@ -233,28 +233,28 @@ fn bad_compress_specs_are_usage_errors() {
     }
 }
 
-/// A failure while compressing (here: no room in $TMPDIR) leaves nothing:
-/// no output in the file, nothing in $TMPDIR, exit 1 with one line.
+/// A failure while compressing leaves nothing: into a pipe (where the
+/// layers wait in $TMPDIR) a missing or full $TMPDIR, into a file (where
+/// they are compressed in place) a full filesystem; exit 1, one line, the
+/// file cut back to empty, nothing left in $TMPDIR.
 #[test]
-fn a_full_tmpdir_leaves_nothing() {
+fn a_failure_while_compressing_leaves_nothing() {
     let t = tempfile::tempdir().unwrap();
     let (_root, tars) = layers(t.path());
-    let out = t.path().join("img.tar");
-    let o = Command::new(assert_cmd::cargo::cargo_bin("dockpack"))
+    let o = dockpack()
         .env("TMPDIR", t.path().join("absent"))
         .args(["image", "--compress", "zstd"])
         .args(&tars)
-        .stdout(fs::File::create(&out).unwrap())
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(fs::metadata(&out).unwrap().len(), 0);
+    assert!(o.stdout.is_empty());
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("cannot create a temporary file in"), "{err}");
     assert!(!err.contains("os error"), "{err}");
     if !is_root() || !have("mount") {
-        skip("a size-limited tmpfs for $TMPDIR needs root");
+        skip("a size-limited tmpfs needs root");
         return;
     }
     // A tmpfs too small for the compressed base layer.
@@ -273,17 +273,42 @@ fn a_full_tmpdir_leaves_nothing() {
         }
     }
     let _unmount = Unmount(small.clone());
-    let o = dockpack()
-        .env("TMPDIR", &small)
-        .args(["image", "--compress", "gzip"])
-        .args(&tars)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(o.stdout.is_empty());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("No space left on device"), "{err}");
-    assert_eq!(fs::read_dir(&small).unwrap().count(), 0);
+    for method in ["gzip", "zstd"] {
+        let o = dockpack()
+            .env("TMPDIR", &small)
+            .args(["image", "--compress", method])
+            .args(&tars)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(o.stdout.is_empty());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("No space left on device"), "{err}");
+        assert_eq!(fs::read_dir(&small).unwrap().count(), 0);
+        // The image into a file on the full filesystem.
+        let out = small.join("img.tar");
+        let o = Command::new(assert_cmd::cargo::cargo_bin("dockpack"))
+            .env("TMPDIR", t.path())
+            .args(["image", "--compress", method])
+            .args(&tars)
+            .stdout(fs::File::create(&out).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("writing the image to stdout: No space left on device"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::metadata(&out).unwrap().len(),
+            0,
+            "{method}: output left"
+        );
+        fs::remove_file(&out).unwrap();
+    }
 }
 
 // The engines.
@@ -314,6 +339,22 @@ fn podman_run(image: &str) -> Command {
          --ulimit nproc=1024:1024 --network none {image}"
     ));
     c
+}
+
+/// What `podman run IMAGE` prints. A run that exits 0 having printed
+/// nothing is run again (twice at most): podman 4.3 here once lost a
+/// short-lived container's output that way (one run in five), while the
+/// same image printed its line on every other run; a wrong line or a
+/// failure is never retried.
+fn podman_output(image: &str) -> String {
+    for _ in 0..3 {
+        let o = run(&mut podman_run(image));
+        if !o.stdout.is_empty() {
+            return text(&o);
+        }
+        eprintln!("note: podman run {image} printed nothing; running it again");
+    }
+    String::new()
 }
 
 /// Stops the registry we started (that pid only) and removes the podman
@@ -499,8 +540,7 @@ fn engines_take_compressed_images_and_the_registry_keeps_our_blobs() {
         guard.images.push(tag.clone());
         let o = run(Command::new("podman").arg("load").arg("-i").arg(&img));
         assert!(text(&o).contains(&tag), "{}", text(&o));
-        let o = run(&mut podman_run(&tag));
-        assert_eq!(text(&o), "Hello, compressed!\n");
+        assert_eq!(podman_output(&tag), "Hello, compressed!\n");
 
         // The registry round trip. From `docker-archive:` skopeo 1.9
         // presents the layers uncompressed and pushes its own gzip (and
@@ -561,11 +601,8 @@ fn engines_take_compressed_images_and_the_registry_keeps_our_blobs() {
         // podman pulls it back and runs it.
         guard.images.push(remote.clone());
         run(Command::new("podman").args(["pull", "-q", "--tls-verify=false", &remote]));
-        let o = run(&mut podman_run(&remote));
-        assert_eq!(text(&o), "Hello, compressed!\n");
-        eprintln!(
-            "{method}: skopeo inspect, umoci unpack, podman load/run, registry push/pull/run: ok"
-        );
+        assert_eq!(podman_output(&remote), "Hello, compressed!\n");
+        eprintln!("{method}: skopeo inspect, umoci, podman load/run, registry push/pull/run: ok");
     }
     drop(guard);
 }
