@@ -19,12 +19,18 @@
 //!   members of fixed-size blocks would not. The header has no name, mtime
 //!   0 ("no time stamp", RFC 1952 2.3.1) and OS 3 (Unix).
 //! - **zstd**: libzstd's own multithreaded mode (`ZSTD_c_nbWorkers` ≥ 1,
-//!   always, even with one core): its jobs are cut at sizes fixed by the
-//!   level, so the frame does not depend on the number of workers (our
-//!   tests compare 1, 2 and 4), but it does differ from single-threaded
-//!   mode (zstd(1), `--single-thread`: "this mode is different from -T1
-//!   ... Final compressed result is also slightly different"). A checksum
-//!   is included, as the zstd CLI does by default.
+//!   always, even with one core), one frame. Its jobs are cut at sizes
+//!   fixed by the parameters (`ZSTD_c_jobSize`, zstd.h), so *streaming*
+//!   multithreaded output does not depend on the number of workers, but
+//!   it differs from single-threaded mode: zstd's maintainers in
+//!   facebook/zstd issues 2238 and 2327 ("the feature supported is that
+//!   streaming multithreaded zstd does not depend on nb of threads"; the
+//!   one exception, a first call with `ZSTD_e_end`, was fixed there and
+//!   does not occur here, where input goes through `ZSTD_e_continue`), and
+//!   zstd(1) on `--single-thread`: "Final compressed result is also
+//!   slightly different from -T1". Checked here: the tests compare 1, 2,
+//!   3 and 4 workers and many write sizes, and show the single-threaded
+//!   frame differs. A checksum is included, as the zstd CLI does.
 //! - **lz4**: the legacy frame the kernel's lib/decompress_unlz4.c reads
 //!   and `lz4 -l` writes: the magic `02 21 4C 18`, then independent blocks
 //!   of [`LZ4_BLOCK`] (8 MiB) input, each prefixed by its compressed size

@@ -201,9 +201,14 @@ pub fn build(src: &Source, out: &Path, guest: &Guest, watch: &Watch) -> anyhow::
     let len = f.metadata()?.len();
     let mut w = BufWriter::new(f);
     // The kernel looks for the next archive's magic at a multiple of 4
-    // bytes from the start of the file (init/initramfs.c, `this_header`).
-    let pad = len.next_multiple_of(4) - len;
-    w.write_all(&[0u8; 4][..pad as usize])?;
+    // bytes from the start of the file (init/initramfs.c, `this_header`),
+    // and skips NUL bytes before it. Four more NULs end an lz4 initrd: the
+    // legacy frame has no end marker, so lib/decompress_unlz4.c reads the
+    // next 4 bytes as a block size and fails ("Decoding failed") on our
+    // `0707`, but stops at a block size of 0 (its "empty or end-of-file"
+    // case), which every other decompressor leaves to the NUL skipping.
+    let pad = len.next_multiple_of(4) - len + 4;
+    w.write_all(&[0u8; 8][..pad as usize])?;
     let w = append_guest(w, guest).with_context(|| format!("writing {}", quote_path(out)))?;
     w.into_inner()
         .map_err(|e| e.into_error())
@@ -344,7 +349,12 @@ mod tests {
         .unwrap();
         let bytes = fs::read(&out).unwrap();
         assert_eq!(&bytes[..4], b"\x1f\x8bz\0");
-        assert_eq!(&bytes[4..10], b"070701");
+        assert_eq!(
+            &bytes[4..8],
+            b"\0\0\0\0",
+            "the zero block size that ends lz4"
+        );
+        assert_eq!(&bytes[8..14], b"070701");
         assert_eq!(bytes.len() % 4, 0);
 
         if std::process::Command::new("cpio")
@@ -363,7 +373,7 @@ mod tests {
             .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(&bytes[4..]).unwrap();
+        child.stdin.take().unwrap().write_all(&bytes[8..]).unwrap();
         assert!(child.wait().unwrap().success());
         assert_eq!(fs::read(x.join(".kvmrun/init")).unwrap(), INIT);
         assert_eq!(

@@ -4,7 +4,8 @@
 //! [`newc`] is the archive writer, also used by `kvmrun` to append its
 //! guest init as a second archive; [`pack`] decides what each input record
 //! becomes (types, owners, hard links, inode numbers, mtimes); this file
-//! holds the command line and the output plumbing (plain or gzip).
+//! holds the command line and the output plumbing (plain, or compressed
+//! by the `compress` crate: gzip, zstd or lz4, on every core).
 
 pub mod newc;
 pub mod pack;
@@ -43,12 +44,24 @@ pub struct Cli {
     pub mtime: filtertool::args::MtimeArgs,
     #[command(flatten)]
     pub archive: filtertool::args::ArchiveArgs,
-    /// Compress the archive with gzip (the kernel unpacks gzip initrds).
-    #[arg(long)]
+    /// Compress the archive: gzip[:1-9] (default 6), zstd[:1-19] (default
+    /// 3) or lz4[:1] (the legacy frame, `lz4 -l`), the formats the kernel
+    /// unpacks (CONFIG_RD_GZIP, CONFIG_RD_ZSTD, CONFIG_RD_LZ4). The bytes
+    /// depend on the input and METHOD:LEVEL only, not on the cores.
+    #[arg(long, value_name = "METHOD[:LEVEL]", value_parser = parse_compress)]
+    pub compress: Option<compress::Spec>,
+    /// The same as `--compress gzip`.
+    #[arg(long, conflicts_with = "compress")]
     pub gzip: bool,
     /// Also add HOST_FILE as ARCHIVE_PATH, after the stdin entries (repeatable).
     #[arg(long, value_name = "ARCHIVE_PATH=HOST_FILE")]
     pub add: Vec<OsString>,
+}
+
+/// `--compress`'s value; the message names the option, so it is the one
+/// line a usage error prints (filtertool's clap handling).
+fn parse_compress(s: &str) -> Result<compress::Spec, String> {
+    s.parse().map_err(|e| format!("--compress: {e}"))
 }
 
 /// The name in messages and the exit codes.
@@ -90,26 +103,23 @@ pub fn run(cli: Cli) -> Result<u8> {
     let stdin = std::io::stdin().lock();
     let mut records = RecordReader::new(stdin, Terminator::nul_if(tree.null));
     let mut out = filtertool::stdout();
-    if cli.gzip {
-        // No file name and mtime 0 in the gzip header (RFC 1952 allows
+    let spec = cli.compress.or(cli.gzip.then_some(compress::Spec {
+        method: compress::Method::Gzip,
+        level: compress::Method::Gzip.default_level(),
+    }));
+    if let Some(spec) = spec {
+        // The gzip header has no file name and mtime 0 (RFC 1952 allows
         // MTIME 0 = "not available"), so the bytes depend on the input only.
-        let encoder = flate2::GzBuilder::new().write(&mut out, flate2::Compression::default());
+        let encoder = compress::Encoder::new(spec, &mut out).context("writing stdout")?;
         let mut buffered = BufWriter::with_capacity(128 * 1024, encoder);
-        match pack_all(&mut buffered, &mut records, &opts, &adds) {
-            Ok(()) => {
-                let encoder = buffered
-                    .into_inner()
-                    .map_err(|e| e.into_error())
-                    .context("writing stdout")?;
-                encoder.finish().context("writing stdout")?;
-            }
-            Err(e) => {
-                // Dropping a GzEncoder writes the gzip trailer, which would
-                // make a truncated archive a valid .gz; leave it unfinished.
-                std::mem::forget(buffered);
-                return Err(e);
-            }
-        }
+        pack_all(&mut buffered, &mut records, &opts, &adds)?;
+        // On error, the encoder is dropped unfinished: it writes no
+        // trailer, so a truncated archive is never a complete stream.
+        let encoder = buffered
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("writing stdout")?;
+        encoder.finish().context("writing stdout")?;
     } else {
         pack_all(&mut out, &mut records, &opts, &adds)?;
     }
