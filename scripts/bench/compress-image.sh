@@ -15,7 +15,9 @@
 # as a tar, hashes it (the diff_id) and the compressed bytes (the blob
 # digest), writes them to an unnamed file in $TMPDIR and copies that into
 # the image tar; `dockpack image` without --compress is timed too, to show
-# what that costs alone. Each dockpack blob is checked to decode to the
+# what that costs alone, and each multi-threaded CLI also followed by
+# `openssl dgst -sha256` of the layer and its output (SHA-NI where the
+# CPU has it): the two digests any image builder must compute. Each dockpack blob is checked to decode to the
 # layer. Prints the CPU model, the load average, and per pair the ratios
 # ours/peer of wall time, CPU time (user + system) and size (target: wall
 # below gzip -6 and not above pigz -6 or zstd -T0, at a similar size).
@@ -23,7 +25,7 @@ set -eu
 
 tree=${1:-${BENCH_TREE:-/work/deb}}
 [ -d "$tree" ] || { echo "compress-image.sh: no tree at $tree (see the header for how to make one)" >&2; exit 1; }
-for prog in hyperfine gzip pigz zstd python3; do
+for prog in hyperfine gzip pigz zstd openssl python3; do
 	command -v "$prog" >/dev/null || { echo "compress-image.sh: $prog is not installed (apt-get install $prog)" >&2; exit 1; }
 done
 runs=${RUNS:-5}
@@ -51,8 +53,10 @@ cat > "$work/cmds" <<EOF
 gzip@dockpack image --compress gzip@'$dp' image --compress gzip '$L' > '$O'
 gzip@gzip -6 -n@gzip -6 -n < '$L' > '$O'
 gzip@pigz -6 -n@pigz -6 -n < '$L' > '$O'
+gzip@pigz -6 -n + sha256s@pigz -6 -n < '$L' > '$O' && openssl dgst -sha256 '$L' '$O' > /dev/null
 zstd@dockpack image --compress zstd@'$dp' image --compress zstd '$L' > '$O'
 zstd@zstd -3 -T0@zstd -3 -T0 -q < '$L' > '$O'
+zstd@zstd -3 -T0 + sha256s@zstd -3 -T0 -q < '$L' > '$O' && openssl dgst -sha256 '$L' '$O' > /dev/null
 plain@dockpack image (no --compress)@'$dp' image '$L' > '$O'
 EOF
 
@@ -124,8 +128,10 @@ for _, n, _ in cmds:
 print('\nratios ours / peer (< 1: ours is faster, or smaller):')
 for ours, peer in (('dockpack image --compress gzip', 'gzip -6 -n'),
                    ('dockpack image --compress gzip', 'pigz -6 -n'),
-                   ('dockpack image --compress zstd', 'zstd -3 -T0')):
-    print('  %-30s / %-12s wall %.2f  cpu %.2f  size %.3f' % (
+                   ('dockpack image --compress gzip', 'pigz -6 -n + sha256s'),
+                   ('dockpack image --compress zstd', 'zstd -3 -T0'),
+                   ('dockpack image --compress zstd', 'zstd -3 -T0 + sha256s')):
+    print('  %-30s / %-21s wall %.2f  cpu %.2f  size %.3f' % (
         ours, peer, res[ours][0] / res[peer][0], res[ours][1] / res[peer][1],
         sizes[ours] / sizes[peer]))
 PY
