@@ -3,11 +3,14 @@
 # NAME.iid beside it (a side product, like the .fs trees).
 # The layer blobs are compressed with $COMPRESS (dockpack image --compress:
 # gzip or zstd, with an optional :LEVEL; `none` stores them as they are).
-# The default is zstd: both engines the cookbook drives take it, from a
-# file and from a registry (Docker 20.10's `docker load`/`docker pull`,
-# podman 4.3's `podman load`/`podman pull`), and it is smaller and faster
-# both ways than gzip; COMPRESS=gzip is for older pullers (and umoci
-# 0.4.7, which refuses zstd layers). The image id does not depend on it.
+# The default is gzip, which every engine and registry takes. zstd is
+# smaller and faster, and podman 4.3 loads and pulls it, but Docker 20.10
+# (Debian 12's docker.io) fails on our zstd layers of more than a few
+# hundred KB ("archive/tar: invalid tar header" from its decoder, while
+# zstd(1) and ruzstd decode them; docs/DESIGN.md "Image format") and
+# umoci 0.4.7 refuses zstd layers: COMPRESS=zstd where only newer engines
+# pull. The image id does not
+# depend on it.
 # redo does not see a change of $COMPRESS: rebuild the image after one.
 # PATH as need.sh sees it (path.sh: ../target/release, /usr/sbin, /sbin).
 . ./path.sh
@@ -25,7 +28,7 @@ for layer in $layers; do
 	read -r id <"$layer.list.sha256"
 	echo "layer: $id $layer" >&2
 done
-compress=${COMPRESS:-zstd}
+compress=${COMPRESS:-gzip}
 [ "$compress" = none ] && compress= || compress="--compress=$compress"
 dockpack image --tag "$name:latest" --iidfile "$out.iid" $compress "$@" >"$out"
 mv "$out.iid" "$name.iid"
