@@ -71,6 +71,10 @@ pub enum Command {
         /// Write the OCI layout into directory DIR instead of a tar on stdout.
         #[arg(long, value_name = "DIR")]
         oci_dir: Option<PathBuf>,
+        /// Store the layers compressed: gzip or zstd, with an optional
+        /// level (gzip:9, zstd:19); diff_ids stay those of the tars given.
+        #[arg(long, value_name = "METHOD[:LEVEL]", value_parser = parse_compress)]
+        compress: Option<compress::Spec>,
         #[command(flatten)]
         archive: ArchiveArgs,
         /// Layer tars, bottom first.
@@ -92,6 +96,15 @@ fn key_value(option: &str, text: &str) -> Result<String, String> {
 /// `--arch`: a GOARCH name the tool maps.
 fn parse_arch(text: &str) -> Result<String, String> {
     crate::arch::check_goarch(text).map(|()| text.to_string())
+}
+
+/// `--compress`: a spec the compressor takes, with an OCI layer media
+/// type (docs/DESIGN.md "Image format").
+fn parse_compress(text: &str) -> Result<compress::Spec, String> {
+    // The crate's message quotes the text and lists the forms.
+    let spec: compress::Spec = text.parse().map_err(|e| format!("--compress: {e}"))?;
+    image::compressed_media_type(&spec)?;
+    Ok(spec)
 }
 
 /// The tool's body.
@@ -130,6 +143,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             arch,
             iidfile,
             oci_dir,
+            compress,
             archive,
             layers,
         } => {
@@ -147,6 +161,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 arch,
                 layers,
                 epoch,
+                compress,
             };
             if let Some(dir) = &oci_dir {
                 // Before any layer is read: a symlink or a full directory

@@ -42,6 +42,15 @@
 //!
 //! Both tar paths produce the same bytes from [`Image::head`],
 //! [`blob_header`] and [`Image::tail`], so a pipe and a file agree.
+//!
+//! `--compress` (docs/DESIGN.md "Image format"): a compressed blob's
+//! digest and size are known only after compressing, and its header
+//! comes first. Into a regular file as above, each layer is compressed
+//! (and checked and hashed in the same pass) into place after a header
+//! slot of one block, which its blob surely fits below 8 GiB
+//! ([`fits_one_block`]). Into a pipe (or with a layer that large), every
+//! layer is first compressed into an unnamed temporary file, then copied
+//! ([`compress_all`]). `--oci-dir` compresses straight into the blob file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -55,6 +64,8 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use filtertool::quote::{quote, quote_path};
+
+use compress::{Encoder, Method, Spec};
 
 use crate::layerpass::{self, Hashed, LayerFile};
 use crate::reference::{self, Reference};
@@ -73,6 +84,9 @@ pub struct ImageOptions {
     pub arch: Option<String>,
     pub layers: Vec<PathBuf>,
     pub epoch: u64,
+    /// `--compress`: layer blobs compressed with this, else stored as
+    /// given.
+    pub compress: Option<Spec>,
 }
 
 // The JSON documents. Hand-written rather than `oci-spec`'s types: those
@@ -158,6 +172,8 @@ struct DockerManifest<'a> {
 const MT_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const MT_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const MT_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+const MT_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const MT_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 const MT_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
@@ -195,6 +211,20 @@ fn host_arch() -> &'static str {
         "s390x" => "s390x",
         "riscv64" => "riscv64",
         other => other,
+    }
+}
+
+/// The layer media type of blobs compressed with `spec` (image-spec
+/// `layer.md`, "Media Types"): gzip and zstd have one; lz4 has none, so
+/// no engine would know how to unpack such a layer.
+pub fn compressed_media_type(spec: &Spec) -> Result<&'static str, String> {
+    match spec.method {
+        Method::Gzip => Ok(MT_LAYER_GZIP),
+        Method::Zstd => Ok(MT_LAYER_ZSTD),
+        Method::Lz4 => Err(format!(
+            "--compress {}: not an OCI layer compression (use gzip or zstd)",
+            spec.name()
+        )),
     }
 }
 
@@ -239,6 +269,9 @@ pub fn prepare(opts: &ImageOptions) -> Result<Inputs<'_>> {
     if let Some(a) = &opts.arch {
         crate::arch::check_goarch(a).map_err(|e| anyhow!(e))?;
     }
+    if let Some(spec) = &opts.compress {
+        compressed_media_type(spec).map_err(|e| anyhow!(e))?;
+    }
     let layers = opts
         .layers
         .iter()
@@ -258,9 +291,34 @@ pub fn prepare(opts: &ImageOptions) -> Result<Inputs<'_>> {
     })
 }
 
+/// A layer as the image names it: its diff_id (the digest of the tar as
+/// given, what `rootfs.diff_ids` lists) and the blob stored for it (that
+/// tar, or the tar compressed: image-spec `config.md`, "layer DiffID").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// Lowercase hex SHA-256 of the layer tar.
+    pub diff_id: String,
+    /// Lowercase hex SHA-256 of the blob, and its size.
+    pub digest: String,
+    pub size: u64,
+    pub media_type: &'static str,
+}
+
+impl LayerBlob {
+    /// A layer stored as given: blob and diff_id are one.
+    fn plain(h: Hashed) -> LayerBlob {
+        LayerBlob {
+            diff_id: h.digest.clone(),
+            digest: h.digest,
+            size: h.size,
+            media_type: MT_LAYER,
+        }
+    }
+}
+
 /// The image's documents, computed once every layer is hashed.
 pub struct Image {
-    layers: Vec<Hashed>,
+    layers: Vec<LayerBlob>,
     repo_tags: Vec<String>,
     config: Vec<u8>,
     config_digest: String,
@@ -331,7 +389,7 @@ fn alongside_arch<T>(
 
 /// Computes every document from the inputs, the layers' digests and the
 /// architecture.
-fn documents(inputs: &Inputs<'_>, layers: Vec<Hashed>, arch: String) -> Result<Image> {
+fn documents(inputs: &Inputs<'_>, layers: Vec<LayerBlob>, arch: String) -> Result<Image> {
     let opts = inputs.opts;
     let cmd = &inputs.cmd;
     let labels: BTreeMap<&str, &str> = opts
@@ -356,7 +414,7 @@ fn documents(inputs: &Inputs<'_>, layers: Vec<Hashed>, arch: String) -> Result<I
             kind: "layers",
             diff_ids: layers
                 .iter()
-                .map(|l| format!("sha256:{}", l.digest))
+                .map(|l| format!("sha256:{}", l.diff_id))
                 .collect(),
         },
         history: layers
@@ -381,7 +439,7 @@ fn documents(inputs: &Inputs<'_>, layers: Vec<Hashed>, arch: String) -> Result<I
         layers: layers
             .iter()
             .map(|l| Descriptor {
-                media_type: MT_LAYER,
+                media_type: l.media_type,
                 digest: format!("sha256:{}", l.digest),
                 size: l.size,
                 annotations: BTreeMap::new(),
@@ -546,7 +604,70 @@ pub fn write_stdout(inputs: &Inputs<'_>) -> Result<Image> {
     let stdout = io::stdout().lock();
     // Where stdout cannot even be inspected (closed: EBADF), it is
     // written as a stream, whose errors std and filtertool handle.
-    match seekable_start(stdout.as_fd()).unwrap_or(None) {
+    let seekable = seekable_start(stdout.as_fd()).unwrap_or(None);
+    if let Some(spec) = &inputs.opts.compress {
+        // Into a file, each layer is compressed in place after a reserved
+        // header slot, as the uncompressed one-pass path writes it, where
+        // the slot is surely one block; else (a pipe, or a layer near
+        // 8 GiB) every layer is compressed into a file that vanishes with
+        // the process before the first byte goes out (`compress_all`).
+        return match seekable {
+            Some(start)
+                if inputs
+                    .layers
+                    .iter()
+                    .all(|l| fits_one_block(l.identity.size)) =>
+            {
+                let file = File::from(
+                    stdout
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .context("cannot duplicate stdout")?,
+                );
+                drop(stdout);
+                let result = write_seekable_compressed(inputs, spec, &file, start);
+                if result.is_err() {
+                    // As `write_seekable`: nothing we wrote may remain.
+                    let _ = file.set_len(start);
+                    let _ = (&file).seek(SeekFrom::Start(start));
+                }
+                result
+            }
+            Some(start) => {
+                let done = compress_all(inputs, spec)?;
+                let mut file = File::from(
+                    stdout
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .context("cannot duplicate stdout")?,
+                );
+                drop(stdout);
+                let mut started = false;
+                let result = write_compressed(done, inputs, &mut file, &mut started);
+                if result.is_err() {
+                    // As `write_seekable`: nothing we wrote may remain.
+                    let _ = file.set_len(start);
+                    let _ = file.seek(SeekFrom::Start(start));
+                }
+                result
+            }
+            None => {
+                drop(stdout);
+                let done = compress_all(inputs, spec)?;
+                let mut out = filtertool::stdout();
+                let mut started = false;
+                let result = write_compressed(done, inputs, &mut out, &mut started);
+                if let Err(e) = &result {
+                    if started && !filtertool::is_broken_pipe(e) {
+                        let _ = out.write_all(&tarfmt::poison_block());
+                        let _ = out.flush();
+                    }
+                }
+                result
+            }
+        };
+    }
+    match seekable {
         Some(start) => {
             let file = File::from(
                 stdout
@@ -644,7 +765,7 @@ fn write_seekable_from(inputs: &Inputs<'_>, file: &File, start: u64) -> Result<I
             // A repeated layer leaves `off` where it was: what was
             // written of it is overwritten by what follows, or cut off
             // below.
-            hashed.push(h);
+            hashed.push(LayerBlob::plain(h));
         }
         Ok((hashed, stored, off))
     })?;
@@ -667,7 +788,7 @@ fn write_stream<W: Write>(inputs: &Inputs<'_>, out: &mut W, started: &mut bool) 
         inputs
             .layers
             .iter()
-            .map(|l| layerpass::read_layer(l, None))
+            .map(|l| layerpass::read_layer(l, None).map(LayerBlob::plain))
             .collect::<Result<Vec<_>>>()
     })?;
     let image = documents(inputs, hashed, arch)?;
@@ -684,6 +805,237 @@ fn write_stream<W: Write>(inputs: &Inputs<'_>, out: &mut W, started: &mut bool) 
             .map_err(w)?;
         copy_layer(layer, h.size, out)?;
         out.write_all(&[0u8; tarfmt::BLOCK][..tarfmt::padding(h.size)])
+            .map_err(w)?;
+    }
+    out.write_all(&image.tail(&stored)).map_err(w)?;
+    out.flush().map_err(w)?;
+    Ok(image)
+}
+
+/// A `Write` that hashes and counts what goes through it: the blob's
+/// digest and size are those of the bytes written, as the layer pass's
+/// are of the bytes read.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads `layer` once (checked and hashed as uncompressed layers are,
+/// [`layerpass::read_layer`]) and compresses it into `out`, hashing the
+/// compressed bytes as they are written. `shown` names `out` in messages. Memory: the pass's chunks, the
+/// encoder's window and buffers, one `BufWriter`; never the layer.
+fn compress_layer<W: Write + Send>(
+    layer: &LayerFile,
+    spec: &Spec,
+    file: W,
+    shown: impl Fn() -> String + Sync,
+) -> Result<LayerBlob> {
+    let media_type = compressed_media_type(spec).map_err(|e| anyhow!(e))?;
+    let out = HashingWriter {
+        inner: io::BufWriter::with_capacity(layerpass::CHUNK, file),
+        hasher: Sha256::new(),
+        count: 0,
+    };
+    let writing = |e: io::Error| anyhow::Error::new(e).context(format!("writing {}", shown()));
+    let mut encoder = Some(Encoder::new(*spec, out).map_err(|e| {
+        anyhow::Error::new(e).context(format!("starting the {} compressor", spec.name()))
+    })?);
+    let h = {
+        let mut sink = |bytes: &[u8], _pos: u64| match encoder.as_mut() {
+            Some(e) => e.write_all(bytes).map_err(writing),
+            None => Ok(()),
+        };
+        layerpass::read_layer(layer, Some(&mut sink))?
+    };
+    let Some(encoder) = encoder.take() else {
+        bail!("layer {}: the compressor is gone", quote_path(&layer.path));
+    };
+    let mut out = encoder.finish().map_err(writing)?;
+    out.flush().map_err(writing)?;
+    let digest: [u8; 32] = out.hasher.finalize().into();
+    Ok(LayerBlob {
+        diff_id: h.digest,
+        digest: filelist::hex::encode(&digest),
+        size: out.count,
+        media_type,
+    })
+}
+
+/// Writes at an offset of a file, moving on by what it wrote: the
+/// compressor's output placed in the image file after a header slot.
+struct WriteAt<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Write for WriteAt<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_all_at(buf, self.pos)?;
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether the blob of a layer of `size` bytes surely has a one-block
+/// header, so that the slot can be reserved before compressing. Neither
+/// method grows its input by more than 1/64 plus 1 MiB: zstd's
+/// `ZSTD_compressBound` is `n + n/256` plus a few KiB, deflate's stored
+/// blocks add 5 bytes per 64 KiB (RFC 1951 3.2.4) and our gzip's sync
+/// flushes 5 bytes per block, plus the gzip header and trailer.
+fn fits_one_block(size: u64) -> bool {
+    let bound = size.saturating_add(size / 64).saturating_add(1 << 20);
+    blob_header(&"0".repeat(64), bound, 0).len() == tarfmt::BLOCK
+}
+
+/// The one-pass writer of compressed layers into `file` from offset
+/// `start`: as [`write_seekable_from`], with each layer compressed into
+/// place after its header slot (every layer [`fits_one_block`]). The
+/// caller cuts the file back to `start` on error.
+fn write_seekable_compressed(
+    inputs: &Inputs<'_>,
+    spec: &Spec,
+    file: &File,
+    start: u64,
+) -> Result<Image> {
+    let epoch = inputs.opts.epoch;
+    let at = |bytes: &[u8], off: u64| {
+        file.write_all_at(bytes, off)
+            .context("writing the image to stdout")
+    };
+    let head = Image::head(epoch);
+    at(&head, start)?;
+    let first = start + head.len() as u64;
+    let ((blobs, stored, mut off), arch) = alongside_arch(inputs, || {
+        let mut off = first;
+        let mut stored = BTreeSet::new();
+        let mut blobs = Vec::with_capacity(inputs.layers.len());
+        for layer in &inputs.layers {
+            // Until the real header is known its slot holds a block that
+            // no tar reader accepts.
+            at(&tarfmt::poison_block(), off)?;
+            let data = off + tarfmt::BLOCK as u64;
+            let out = WriteAt { file, pos: data };
+            let blob = compress_layer(layer, spec, out, || "the image to stdout".to_string())?;
+            if stored.insert(blob.digest.clone()) {
+                let header = blob_header(&blob.digest, blob.size, epoch);
+                if header.len() != tarfmt::BLOCK {
+                    bail!("layer {}: header size changed", quote_path(&layer.path));
+                }
+                let pad = &[0u8; tarfmt::BLOCK][..tarfmt::padding(blob.size)];
+                at(pad, data + blob.size)?;
+                at(&header, off)?;
+                off = data + blob.size + pad.len() as u64;
+            }
+            // A repeated layer leaves `off` where it was: what was
+            // written of it is overwritten by what follows, or cut off
+            // below.
+            blobs.push(blob);
+        }
+        Ok((blobs, stored, off))
+    })?;
+    let image = documents(inputs, blobs, arch)?;
+    let tail = image.tail(&stored);
+    at(&tail, off)?;
+    off += tail.len() as u64;
+    file.set_len(off).context("writing the image to stdout")?;
+    (&*file)
+        .seek(SeekFrom::Start(off))
+        .context("writing the image to stdout")?;
+    Ok(image)
+}
+
+/// Compresses every layer, each into an unnamed temporary file in
+/// `$TMPDIR` (`O_TMPFILE`, tempfile(3)): it has no name to leave behind,
+/// whether we fail, are killed or finish, and the kernel frees it when
+/// the last descriptor closes. A tar member's header holds its size, and
+/// a compressed blob's size is known only once it is compressed; this
+/// spends one write and one in-kernel copy (`copy_file_range`) of the
+/// compressed bytes, where compressing twice (once to measure, once to
+/// write) would double the costliest step. `$TMPDIR` needs room for the
+/// compressed layers, memory stays bounded.
+///
+/// Returns every layer's blob, and the files of the blobs to store: a
+/// layer repeating an earlier one is stored once.
+fn compress_all(inputs: &Inputs<'_>, spec: &Spec) -> Result<Compressed> {
+    let tmp = std::env::temp_dir();
+    let shown = || format!("a temporary file in {}", quote_path(&tmp));
+    let ((blobs, files), arch) = alongside_arch(inputs, || {
+        let mut blobs = Vec::with_capacity(inputs.layers.len());
+        let mut files = Vec::new();
+        let mut stored = BTreeSet::new();
+        for layer in &inputs.layers {
+            let file = tempfile::tempfile_in(&tmp)
+                .map_err(|e| anyhow::Error::new(e).context(format!("cannot create {}", shown())))?;
+            let blob = compress_layer(layer, spec, &file, shown)?;
+            if stored.insert(blob.digest.clone()) {
+                files.push(file);
+            }
+            blobs.push(blob);
+        }
+        Ok((blobs, files))
+    })?;
+    Ok(Compressed { blobs, files, arch })
+}
+
+/// Every layer compressed ([`compress_all`]) and the architecture.
+struct Compressed {
+    blobs: Vec<LayerBlob>,
+    files: Vec<File>,
+    arch: String,
+}
+
+/// Writes the image tar of compressed layers into `out`: the same
+/// member order as the other paths, each blob copied from its file.
+/// `started` is set once a byte may be out.
+fn write_compressed<W: Write>(
+    done: Compressed,
+    inputs: &Inputs<'_>,
+    out: &mut W,
+    started: &mut bool,
+) -> Result<Image> {
+    let Compressed { blobs, files, arch } = done;
+    let image = documents(inputs, blobs, arch)?;
+    let epoch = image.epoch;
+    let w = |e: io::Error| anyhow::Error::new(e).context("writing the image");
+    *started = true;
+    out.write_all(&Image::head(epoch)).map_err(w)?;
+    let mut stored = BTreeSet::new();
+    let mut files = files.into_iter();
+    for blob in &image.layers {
+        if !stored.insert(blob.digest.clone()) {
+            continue;
+        }
+        let Some(mut file) = files.next() else {
+            bail!("a compressed layer's temporary file is missing");
+        };
+        out.write_all(&blob_header(&blob.digest, blob.size, epoch))
+            .map_err(w)?;
+        file.seek(SeekFrom::Start(0))
+            .context("reading back a compressed layer")?;
+        // `io::copy` between files (or into a pipe) runs in the kernel.
+        let copied = io::copy(&mut (&mut file).take(blob.size), out).map_err(w)?;
+        if copied != blob.size {
+            bail!("a compressed layer's temporary file shrank");
+        }
+        out.write_all(&[0u8; tarfmt::BLOCK][..tarfmt::padding(blob.size)])
             .map_err(w)?;
     }
     out.write_all(&image.tail(&stored)).map_err(w)?;
@@ -736,21 +1088,28 @@ pub fn write_dir(inputs: &Inputs<'_>, dest: &Path) -> Result<Image> {
         for layer in &inputs.layers {
             let f = File::create(&partial)
                 .with_context(|| format!("cannot create {}", quote_path(&partial)))?;
-            let mut sink = |bytes: &[u8], pos: u64| {
-                f.write_all_at(bytes, pos)
-                    .with_context(|| format!("writing {}", quote_path(&partial)))
+            let blob = match &inputs.opts.compress {
+                // Compressed straight into the blob file: the name comes
+                // after the bytes here, so no temporary is needed.
+                Some(spec) => compress_layer(layer, spec, &f, || quote_path(&partial))?,
+                None => {
+                    let mut sink = |bytes: &[u8], pos: u64| {
+                        f.write_all_at(bytes, pos)
+                            .with_context(|| format!("writing {}", quote_path(&partial)))
+                    };
+                    LayerBlob::plain(layerpass::read_layer(layer, Some(&mut sink))?)
+                }
             };
-            let h = layerpass::read_layer(layer, Some(&mut sink))?;
             drop(f);
-            if stored.insert(h.digest.clone()) {
-                let path = blobs.join(&h.digest);
+            if stored.insert(blob.digest.clone()) {
+                let path = blobs.join(&blob.digest);
                 fs::rename(&partial, &path)
                     .with_context(|| format!("cannot rename into {}", quote_path(&path)))?;
             } else {
                 fs::remove_file(&partial)
                     .with_context(|| format!("cannot remove {}", quote_path(&partial)))?;
             }
-            hashed.push(h);
+            hashed.push(blob);
         }
         Ok((hashed, stored))
     })?;

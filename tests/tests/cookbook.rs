@@ -177,19 +177,30 @@ fn check_outputs(dir: &Path, debian: bool, kvm_debian: bool) {
         !simple.iter().any(|n| n.contains("libc.so")),
         "simple.list: {simple:?}"
     );
-    // The image stacks libs under simple (manifest.json lists bottom first).
-    let manifest = Command::new("tar")
-        .args(["-xOf"])
-        .arg(dir.join("simple.image"))
-        .arg("manifest.json")
-        .output()
-        .unwrap_or_else(|e| panic!("tar: {e}"));
-    let manifest = String::from_utf8_lossy(&manifest.stdout).into_owned();
-    let libs_at = manifest.find(&sha256(&dir.join("libs.layer")));
-    let simple_at = manifest.find(&sha256(&dir.join("simple.layer")));
+    // The image stacks libs under simple: the config's rootfs.diff_ids
+    // (the layer tars' digests, whatever $COMPRESS did to the blobs)
+    // list bottom first.
+    let member = |name: &str| {
+        let o = Command::new("tar")
+            .args(["-xOf"])
+            .arg(dir.join("simple.image"))
+            .arg(name)
+            .output()
+            .unwrap_or_else(|e| panic!("tar: {e}"));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let manifest = member("manifest.json");
+    let config_name = manifest
+        .split("\"Config\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("manifest.json names no Config: {manifest}"));
+    let config = member(config_name);
+    let libs_at = config.find(&sha256(&dir.join("libs.layer")));
+    let simple_at = config.find(&sha256(&dir.join("simple.layer")));
     assert!(
         matches!((libs_at, simple_at), (Some(a), Some(b)) if a < b),
-        "manifest.json does not list libs then simple: {manifest}"
+        "the config does not list libs then simple: {config}"
     );
     if debian {
         let mut runs = vec!["debian.runlocal", "debian.rundocker"];
