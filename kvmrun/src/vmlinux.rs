@@ -14,8 +14,9 @@
 //! its first bytes, the magic numbers `scripts/extract-vmlinux` looks for.
 //! The decompressors are the reference libraries where the crate wraps one
 //! (liblzma through `xz2` for xz and lzma, libbzip2 through `bzip2`, zlib's
-//! format through `flate2`), and well-kept pure Rust ones where a C build
-//! would cost more than it saves (`ruzstd`, `lz4_flex`).
+//! format through `flate2`), a well-kept pure Rust one where a C build
+//! would cost more than it saves (`ruzstd`), and the workspace's one
+//! reader of the lz4 legacy frame (`compress::lz4legacy`, on `lz4_flex`).
 //!
 //! The cache follows the XDG base directory spec: `$XDG_CACHE_HOME/kvmrun/`
 //! (only an absolute `$XDG_CACHE_HOME` counts), else `~/.cache/kvmrun/`,
@@ -143,7 +144,11 @@ fn decompress(format: Format, data: &[u8], out: &mut dyn Write) -> io::Result<u6
             ruzstd::decoding::StreamingDecoder::new(data)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?,
         ),
-        Format::Lz4 => return lz4_legacy(data, out),
+        // The legacy frame (`lz4 -l`) has no end marker: the appended
+        // size would be read as one more block's, so it is left out.
+        Format::Lz4 => Box::new(compress::lz4legacy::Decoder::new(
+            &data[..data.len().saturating_sub(4)],
+        )?),
     };
     io::copy(&mut r, out)
 }
@@ -175,35 +180,6 @@ fn liblzma(mut stream: xz2::stream::Stream, data: &[u8], out: &mut dyn Write) ->
             ));
         }
     }
-}
-
-/// The lz4 "legacy" format the kernel uses (`lz4 -l`; lib/decompress_unlz4.c):
-/// the magic, then blocks of a 4-byte little-endian compressed size and
-/// that many bytes, each at most 8 MiB uncompressed.
-fn lz4_legacy(data: &[u8], out: &mut dyn Write) -> io::Result<u64> {
-    const BLOCK: usize = 8 << 20;
-    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("lz4: {why}"));
-    let mut rest = &data[4..];
-    let mut buf = vec![0u8; BLOCK];
-    let mut total = 0u64;
-    // Four bytes or fewer left: the appended size, not a block.
-    while rest.len() > 4 {
-        let size = u32::from_le_bytes(rest[..4].try_into().unwrap_or_default());
-        rest = &rest[4..];
-        if size == 0x184c_2102 {
-            continue; // a new legacy stream, concatenated
-        }
-        let size = size as usize;
-        let Some(block) = rest.get(..size) else {
-            return Err(bad("a block runs past the end"));
-        };
-        rest = &rest[size..];
-        let n =
-            lz4_flex::block::decompress_into(block, &mut buf).map_err(|e| bad(&e.to_string()))?;
-        out.write_all(&buf[..n])?;
-        total += n as u64;
-    }
-    Ok(total)
 }
 
 /// Whether a vmlinux ELF (64-bit little-endian, read through `f`) carries

@@ -79,15 +79,10 @@ fn compress(format: Format, data: &[u8]) -> Vec<u8> {
             ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
         }
         Format::Lz4 => {
-            // `lz4 -l`: the legacy magic, then 8 MiB blocks, each with its
-            // compressed size.
-            let mut v = 0x184c_2102u32.to_le_bytes().to_vec();
-            for chunk in data.chunks(8 << 20) {
-                let b = lz4_flex::block::compress(chunk);
-                v.extend((b.len() as u32).to_le_bytes());
-                v.extend(b);
-            }
-            v
+            // `lz4 -l`: what mkinitrd --compress lz4 writes too.
+            let mut w = compress::Encoder::new("lz4".parse().unwrap(), Vec::new()).unwrap();
+            w.write_all(data).unwrap();
+            w.finish().unwrap()
         }
     };
     // scripts/Makefile.lib `size_append`: the uncompressed size follows.
