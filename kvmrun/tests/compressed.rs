@@ -1,5 +1,7 @@
 //! Real boots of initrds that `mkinitrd --compress` made, one per method
-//! (gzip, zstd, lz4), on the Debian kernel from /boot (it has
+//! (gzip, zstd, lz4), on `$KVMRUN_KERNEL` where it is set (scripts/test.sh
+//! sets it to the cookbook's kernel, whose scripts/kernel.config turns the
+//! three on), else on the Debian kernel from /boot (it has
 //! `CONFIG_RD_GZIP`, `CONFIG_RD_ZSTD` and `CONFIG_RD_LZ4`): the kernel
 //! unpacks the compressed image, then the guest archive kvmrun appends
 //! uncompressed after it, and the program's stdout comes back byte-exact.
@@ -13,9 +15,11 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-/// The newest Debian kernel in /boot: the brief's kernel with every
-/// compression on, not `$KVMRUN_KERNEL`, which may be built without them.
-fn debian_kernel() -> Option<PathBuf> {
+/// `$KVMRUN_KERNEL`, else the newest Debian kernel in /boot.
+fn kernel() -> Option<PathBuf> {
+    if let Some(k) = std::env::var_os("KVMRUN_KERNEL") {
+        return Some(PathBuf::from(k));
+    }
     let mut v: Vec<PathBuf> = fs::read_dir("/boot")
         .ok()?
         .filter_map(Result::ok)
@@ -88,7 +92,7 @@ fn boots(method: &str, magic: &[u8]) {
         testkit::skip(why);
         return;
     }
-    let Some(kernel) = debian_kernel() else {
+    let Some(kernel) = kernel() else {
         testkit::skip("no /boot/vmlinuz-* (apt-get install linux-image-amd64)");
         return;
     };
