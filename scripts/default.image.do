@@ -5,9 +5,10 @@
 # gzip or zstd, with an optional :LEVEL; `none` stores them as they are).
 # The default is gzip, which every engine and registry takes. zstd is
 # smaller and faster, and podman 4.3 loads and pulls it, but Docker 20.10
-# (Debian 12's docker.io) fails on our zstd layers of more than a few
-# hundred KB ("archive/tar: invalid tar header" from its decoder, while
-# zstd(1) and ruzstd decode them; docs/DESIGN.md "Image format") and
+# (Debian 12's docker.io) fails on zstd layers of more than a few MB,
+# zstd(1)'s own output included ("archive/tar: invalid tar header" from
+# its decoder, while zstd(1) and ruzstd decode them; docs/DESIGN.md
+# "Image format") and
 # umoci 0.4.7 refuses zstd layers: COMPRESS=zstd where only newer engines
 # pull. The image id does not
 # depend on it.
