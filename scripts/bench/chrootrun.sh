@@ -7,7 +7,7 @@
 #      chrootrun always makes PID, UTS and IPC namespaces and a session);
 #   2. `chrootrun --proc --dev --net` vs that bwrap;
 #   3. the same as 1 with /bin/true on a Debian tree ($BENCH_TREE, default
-#      /work/deb; make one with
+#      target/bench-tree, what .ci/run makes; make one with
 #      `debootstrap --variant=minbase --include=busybox bookworm DIR`), if present.
 # Prints the median of each and the ratio chrootrun/peer (target: <= 1).
 # RUNS (default 300) sets the number of runs.
@@ -17,7 +17,9 @@ target=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p chrootrun
 bin=$(cd "$target/release" && pwd)/chrootrun
 runs=${RUNS:-300}
-tree_deb=${BENCH_TREE:-/work/deb}
+# The tree .ci/run makes, in this checkout.
+default_tree=$(cd "$(dirname "$0")/../.." && pwd)/target/bench-tree
+tree_deb=${BENCH_TREE:-$default_tree}
 
 work=$(mktemp -d /tmp/chrootrun-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT

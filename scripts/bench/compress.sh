@@ -8,7 +8,7 @@
 #
 #   scripts/bench/compress.sh [TREE]      (or BENCH_TREE=TREE; RUNS=N rounds, default 5)
 #
-# TREE defaults to /work/deb and is only read. Make one with
+# TREE defaults to target/bench-tree (what .ci/run makes) and is only read. Make one with
 #   debootstrap --variant=minbase --include=busybox bookworm DIR
 # Every command reads the same sorted name list and writes into a pipe.
 # Each output is made once to measure its size and check that it decodes
@@ -18,7 +18,9 @@
 # below gzip -6 and not above pigz -6 or zstd -T0, at a similar size).
 set -eu
 
-tree=${1:-${BENCH_TREE:-/work/deb}}
+# The tree .ci/run makes, in this checkout.
+default_tree=$(cd "$(dirname "$0")/../.." && pwd)/target/bench-tree
+tree=${1:-${BENCH_TREE:-$default_tree}}
 [ -d "$tree" ] || { echo "compress.sh: no tree at $tree (see the header for how to make one)" >&2; exit 1; }
 for prog in gzip pigz zstd lz4 python3; do
 	command -v "$prog" >/dev/null || { echo "compress.sh: $prog is not installed (apt-get install $prog)" >&2; exit 1; }

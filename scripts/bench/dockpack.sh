@@ -3,10 +3,12 @@
 #   dockpack layer   vs  GNU tar -c --no-recursion -T LIST (same file list)
 #   dockpack image   vs  skopeo copy oci:DIR docker-archive:FILE,
 #                    and vs one read+SHA-256 of the layer (openssl, SHA-NI)
-# Usage: scripts/bench/dockpack.sh [TREE]   (default $BENCH_TREE or /work/deb)
+# Usage: scripts/bench/dockpack.sh [TREE]   (default $BENCH_TREE or target/bench-tree, what .ci/run makes)
 # Make a tree with: debootstrap --variant=minbase --include=busybox bookworm DIR
 set -eu
-TREE=${1:-${BENCH_TREE:-/work/deb}}
+# The tree .ci/run makes, in this checkout.
+default_tree=$(cd "$(dirname "$0")/../.." && pwd)/target/bench-tree
+TREE=${1:-${BENCH_TREE:-$default_tree}}
 [ -d "$TREE" ] || { echo "no tree at $TREE (debootstrap --variant=minbase --include=busybox bookworm DIR)" >&2; exit 1; }
 HERE=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HERE/target}

@@ -5,11 +5,13 @@
 #            of the machine's limit: bytes / (cores x single-core SHA-256
 #            speed as `openssl speed -evp sha256` reports it);
 #   layerdiff on two 1M-line lists at least as fast as `comm -13`.
-# Usage: scripts/bench/fileids.sh [TREE]   (default $BENCH_TREE or /work/deb;
+# Usage: scripts/bench/fileids.sh [TREE]   (default $BENCH_TREE or target/bench-tree, what .ci/run makes;
 # make one with: debootstrap --variant=minbase --include=busybox bookworm DIR)
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-tree=${1:-${BENCH_TREE:-/work/deb}}
+# The tree .ci/run makes, in this checkout.
+default_tree=$(cd "$(dirname "$0")/../.." && pwd)/target/bench-tree
+tree=${1:-${BENCH_TREE:-$default_tree}}
 [ -d "$tree" ] || { echo "fileids.sh: $tree: no such tree (debootstrap --variant=minbase --include=busybox bookworm DIR)" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "fileids.sh: hyperfine is not installed (apt-get install hyperfine)" >&2; exit 1; }
 target=${CARGO_TARGET_DIR:-$top/target}

@@ -3,7 +3,7 @@
 #
 #   scripts/bench/mkinitrd.sh [TREE]      (or BENCH_TREE=TREE)
 #
-# TREE defaults to /work/deb and is only read. Make one with
+# TREE defaults to target/bench-tree (what .ci/run makes) and is only read. Make one with
 #   debootstrap --variant=minbase --include=busybox bookworm DIR
 # Both sides read the same NUL-terminated name list (`find . -print0 |
 # LC_ALL=C sort -z`, made once: mkinitrd wants sorted input, as layerdiff
@@ -12,7 +12,9 @@
 # Prints mean times and the ratios (target: mkinitrd at least 1.5x faster).
 set -eu
 
-tree=${1:-${BENCH_TREE:-/work/deb}}
+# The tree .ci/run makes, in this checkout.
+default_tree=$(cd "$(dirname "$0")/../.." && pwd)/target/bench-tree
+tree=${1:-${BENCH_TREE:-$default_tree}}
 [ -d "$tree" ] || { echo "mkinitrd.sh: no tree at $tree (see the header for how to make one)" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "mkinitrd.sh: hyperfine is not installed" >&2; exit 1; }
 command -v cpio >/dev/null || { echo "mkinitrd.sh: GNU cpio is not installed" >&2; exit 1; }
