@@ -147,11 +147,31 @@ pub fn measure(path: &Path, limit: u64) -> io::Result<Usage> {
 /// `unpack_to_rootfs` accepts the same). `file_bytes` is left 0.
 pub fn measure_reader<R: BufRead>(mut r: R, limit: u64) -> io::Result<Usage> {
     let mut u = Usage::default();
-    scan(&mut r, &mut u, limit)?;
+    scan(&mut r, &mut u, limit, Level::File)?;
     Ok(u)
 }
 
-fn scan(r: &mut dyn BufRead, u: &mut Usage, limit: u64) -> io::Result<()> {
+/// Where [`scan`] is: in the initrd file, or inside one of its compressed
+/// pieces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    File,
+    Decompressed,
+}
+
+/// Scans archives and NUL padding; in the file, compressed pieces too.
+/// Inside a compressed piece the kernel takes only archives and padding
+/// (init/initramfs.c, `flush_buffer`: anything else is "junk within
+/// compressed archive"), so compressed data there is refused rather than
+/// decoded again: a gzip of a gzip of … would otherwise nest one decoder
+/// and its buffers per level, without bound.
+fn scan(r: &mut dyn BufRead, u: &mut Usage, limit: u64, level: Level) -> io::Result<()> {
+    // NUL padding takes no room in the guest, but a compressed stream of
+    // nothing else (zstd's RLE blocks hold 128 KiB in 4 bytes: a 100 MB
+    // file is terabytes) would keep us decoding for hours: padding counts
+    // against the limit too.
+    let mut padding = 0u64;
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
     loop {
         let buf = r.fill_buf()?;
         if buf.is_empty() {
@@ -160,16 +180,32 @@ fn scan(r: &mut dyn BufRead, u: &mut Usage, limit: u64) -> io::Result<()> {
         let nuls = buf.iter().take_while(|&&b| b == 0).count();
         if nuls > 0 {
             r.consume(nuls);
+            padding = padding.saturating_add(nuls as u64);
+            if padding > limit {
+                return Err(invalid(format!(
+                    "it holds more than {} MiB of padding",
+                    limit / MIB
+                )));
+            }
             continue;
         }
         if buf[0] == b'0' {
             scan_newc(r, u, limit)?;
-        } else if buf.starts_with(&[0x1f, 0x8b]) || (buf.len() == 1 && buf[0] == 0x1f) {
+            continue;
+        }
+        if level == Level::Decompressed {
+            let shown: Vec<u8> = buf.iter().take(8).copied().collect();
+            return Err(invalid(format!(
+                "a compressed piece holds {} where the kernel takes only a cpio archive",
+                filtertool::quote::quote(&shown)
+            )));
+        }
+        if buf.starts_with(&[0x1f, 0x8b]) || (buf.len() == 1 && buf[0] == 0x1f) {
             // bufread::GzDecoder consumes exactly one gzip member from `r`,
             // so what follows it is scanned next.
             let gz = flate2::bufread::GzDecoder::new(&mut *r);
             let mut inner = BufReader::with_capacity(256 * 1024, gz);
-            scan(&mut inner, u, limit)?;
+            scan(&mut inner, u, limit, Level::Decompressed)?;
         } else if buf.starts_with(&ZSTD_MAGIC) {
             // One frame, through libzstd (what compresses it, in the
             // compress crate): about three times ruzstd's speed, which is
@@ -178,12 +214,12 @@ fn scan(r: &mut dyn BufRead, u: &mut Usage, limit: u64) -> io::Result<()> {
             // frame, so what follows is scanned next.
             let zstd = zstd::stream::read::Decoder::with_buffer(&mut *r)?.single_frame();
             let mut inner = BufReader::with_capacity(256 * 1024, zstd);
-            scan(&mut inner, u, limit)?;
+            scan(&mut inner, u, limit, Level::Decompressed)?;
         } else if buf.starts_with(&LZ4_LEGACY_MAGIC) {
             // To its zero block size or the end (compress::lz4legacy).
             let lz4 = compress::lz4legacy::Decoder::new(&mut *r)?;
             let mut inner = BufReader::with_capacity(256 * 1024, lz4);
-            scan(&mut inner, u, limit)?;
+            scan(&mut inner, u, limit, Level::Decompressed)?;
         } else {
             let rest = io::copy(r, &mut io::sink())?;
             u.tmpfs_bytes = u
@@ -354,6 +390,22 @@ mod tests {
                 },
                 "{spec}"
             );
+            // A bomb of padding is refused at the limit, not decoded
+            // to its end.
+            let mut e = compress::Encoder::new(spec.parse().unwrap(), Vec::new()).unwrap();
+            for _ in 0..64 {
+                std::io::Write::write_all(&mut e, &zeros).unwrap();
+            }
+            let bomb = e.finish().unwrap();
+            let err = measure_reader(&bomb[..], 16 << 20).unwrap_err();
+            assert!(err.to_string().contains("padding"), "{spec}: {err}");
+            // Compressed data inside compressed data: refused, not
+            // decoded level after level.
+            let mut twice = compress::Encoder::new(spec.parse().unwrap(), Vec::new()).unwrap();
+            std::io::Write::write_all(&mut twice, &bomb).unwrap();
+            let twice = twice.finish().unwrap();
+            let err = measure_reader(&twice[..], u64::MAX).unwrap_err();
+            assert!(err.to_string().contains("only a cpio"), "{spec}: {err}");
             // Damaged: an error, as the kernel's unpacking would fail.
             let n = all.len() / 2;
             all[n] ^= 0x55;
