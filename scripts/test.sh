@@ -29,7 +29,9 @@ PIPELINE_TESTS_PARALLEL_DEBIAN=1 cargo test --workspace
 # kvmrun's VM tests again, on the cookbook's kernel (scripts/kernel.do:
 # about 6 minutes to build on two cores, once; make skips it when built).
 if [ -r /usr/src/linux-source-6.1.tar.xz ]; then
+	started=$(date +%s)
 	timeout 2400 nice make -C scripts --no-print-directory kernel
+	echo "test.sh: the cookbook kernel: $(($(date +%s) - started)) s (0 when already built)" >&2
 	KVMRUN_KERNEL=$PWD/scripts/kernel timeout 1200 cargo test -p kvmrun --test vm --test boot_cache --test report_ends_vm --test compressed
 else
 	echo "test.sh: no /usr/src/linux-source-6.1.tar.xz (apt-get install linux-source-6.1): kvmrun's VM tests not run on the cookbook kernel" >&2
