@@ -24,6 +24,13 @@
 //! first part finds it, the second verifies it on every use, so a damaged
 //! entry (a crash mid-write cannot leave one: entries are written to a
 //! temporary file and renamed into place) is detected, removed and rebuilt.
+//! An entry's modification time is set to now whenever it is used, and
+//! an entry unused for [`MAX_AGE_DAYS`] days is removed by the next
+//! kvmrun that reads the directory (a kernel upgrade would otherwise
+//! leave about 65 MB per Debian kernel behind for ever); a removed entry
+//! costs one extraction (a second or two) if that kernel comes back, so
+//! the rule needs no size limit and no lock: an entry removed while
+//! another kvmrun boots it stays readable through that one's descriptor.
 //! Every file is opened relative to the cache directory's descriptor with
 //! `O_NOFOLLOW`, and the directory must be ours and not writable by others,
 //! so no other user can substitute a kernel.
@@ -41,6 +48,9 @@ use sha2::{Digest, Sha256};
 /// The largest vmlinux we write: an x86-64 kernel is far smaller (Debian's
 /// is about 60 MiB), so anything larger is a broken or hostile payload.
 pub const MAX_VMLINUX: u64 = 256 << 20;
+
+/// Entries not used for this many days are removed (see the module doc).
+pub const MAX_AGE_DAYS: i64 = 30;
 
 /// The largest bzImage read (the payload is compressed, so it is smaller
 /// than [`MAX_VMLINUX`]).
@@ -448,13 +458,16 @@ fn lookup(dfd: &OwnedFd, dir: &Path, key: &str) -> anyhow::Result<Option<Entry>>
             ent.map_err(|e| anyhow::anyhow!("reading the kernel cache: {}", io_why(&e.into())))?;
         let n = ent.file_name().to_bytes();
         if n.starts_with(b".tmp-") {
-            remove_if_stale(dfd, n);
+            // A killed filler's: an extraction takes seconds.
+            remove_if_older(dfd, n, 3600);
             continue;
         }
         if n.starts_with(prefix.as_bytes()) && n.len() == prefix.len() + 64 {
             if let Ok(s) = std::str::from_utf8(n) {
                 names.push(s.to_string());
             }
+        } else if is_entry_name(n) {
+            remove_if_older(dfd, n, MAX_AGE_DAYS * 86400);
         }
     }
     names.sort();
@@ -472,6 +485,19 @@ fn lookup(dfd: &OwnedFd, dir: &Path, key: &str) -> anyhow::Result<Option<Entry>>
         let file = File::from(fd);
         match digest_file(&file) {
             Ok(Some(d)) if d == want => {
+                // Used now: kept another MAX_AGE_DAYS. A cache we cannot
+                // stamp still serves.
+                let now = rustix::fs::Timestamps {
+                    last_access: rustix::fs::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: rustix::fs::UTIME_NOW,
+                    },
+                    last_modification: rustix::fs::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: rustix::fs::UTIME_NOW,
+                    },
+                };
+                let _ = rustix::fs::futimens(&file, &now);
                 let pvh = has_pvh_note(&file).unwrap_or(false);
                 return Ok(Some(Entry {
                     file,
@@ -513,10 +539,16 @@ pub fn prefer_vmlinux(path: PathBuf, file: File) -> (PathBuf, File) {
     }
 }
 
-/// Removes a temporary file that a killed kvmrun left (SIGKILL while it
-/// extracted): one not written to for an hour is no one's any more, as
-/// an extraction takes seconds.
-fn remove_if_stale(dfd: &OwnedFd, name: &[u8]) {
+/// Whether `name` is an entry's: two SHA-256s in lowercase hex, joined
+/// by `-`.
+fn is_entry_name(name: &[u8]) -> bool {
+    let hex = |p: &[u8]| p.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    name.len() == 129 && name[64] == b'-' && hex(&name[..64]) && hex(&name[65..])
+}
+
+/// Removes `name` (a temporary file a killed kvmrun left, or an entry)
+/// when it was last written more than `secs` seconds ago.
+fn remove_if_older(dfd: &OwnedFd, name: &[u8], secs: i64) {
     let Ok(st) = rustix::fs::statat(dfd, name, AtFlags::SYMLINK_NOFOLLOW) else {
         return;
     };
@@ -524,7 +556,7 @@ fn remove_if_stale(dfd: &OwnedFd, name: &[u8]) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    if now - st.st_mtime > 3600 {
+    if now.saturating_sub(st.st_mtime) > secs {
         let _ = rustix::fs::unlinkat(dfd, name, AtFlags::empty());
     }
 }

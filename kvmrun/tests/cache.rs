@@ -442,3 +442,53 @@ fn a_missing_home_is_not_created() {
     assert!(msg.contains("No such file or directory"), "{msg}");
     assert!(!home.exists());
 }
+
+#[test]
+fn an_entry_unused_for_a_month_is_removed_and_a_used_one_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let cache = d.path().join("kvmrun");
+    let ka = write(
+        d.path(),
+        "a",
+        &fake_bzimage(&compress(Format::Gzip, &fake_elf(true, b"kernel a")), 0),
+    );
+    let kb = write(
+        d.path(),
+        "b",
+        &fake_bzimage(&compress(Format::Gzip, &fake_elf(true, b"kernel b")), 0),
+    );
+    let ea = vmlinux::cached(&File::open(&ka).unwrap(), &cache)
+        .unwrap()
+        .unwrap();
+    let eb = vmlinux::cached(&File::open(&kb).unwrap(), &cache)
+        .unwrap()
+        .unwrap();
+    let month = std::time::Duration::from_secs(86400 * (vmlinux::MAX_AGE_DAYS as u64 + 1));
+    let then = std::time::SystemTime::now() - month;
+    for e in [&ea, &eb] {
+        File::open(&e.path).unwrap().set_modified(then).unwrap();
+    }
+    // Using a: a is stamped now and kept, b (unused for a month) goes.
+    let again = vmlinux::cached(&File::open(&ka).unwrap(), &cache)
+        .unwrap()
+        .unwrap();
+    assert!(!again.extracted);
+    assert!(!eb.path.exists(), "the stale entry is still there");
+    let name = ea.path.file_name().unwrap().to_str().unwrap().to_string();
+    assert_eq!(entries(&cache), vec![name]);
+    let age = fs::metadata(&ea.path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .elapsed()
+        .unwrap_or_default();
+    assert!(
+        age.as_secs() < 3600,
+        "the used entry was not stamped: {age:?}"
+    );
+    // A file that only looks old but is not an entry is left alone.
+    let other = write(&cache, "notes.txt", b"mine");
+    File::open(&other).unwrap().set_modified(then).unwrap();
+    vmlinux::cached(&File::open(&ka).unwrap(), &cache).unwrap();
+    assert!(other.exists());
+}
