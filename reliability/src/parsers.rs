@@ -117,6 +117,13 @@ pub fn newc(data: &[u8]) {
     }
 }
 
+/// An initrd as kvmrun measures it before a boot: newc archives, NUL
+/// padding and gzip, zstd or lz4 pieces, decoded (libzstd,
+/// compress::lz4legacy). The limit is small, so a bomb ends at it.
+pub fn initrd(data: &[u8]) {
+    let _ = kvmrun::memory::measure_reader(data, 1 << 20);
+}
+
 /// ELF headers: dockpack's architecture detection and elfdeps' probe
 /// (program headers, dynamic section, strings), the latter on a memfd.
 pub fn elf(data: &[u8]) {
@@ -212,6 +219,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("options", options),
     ("tar", tar),
     ("newc", newc),
+    ("initrd", initrd),
     ("elf", elf),
     ("ldso", ldso),
     ("sha256x", sha256x),

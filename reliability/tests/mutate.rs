@@ -211,6 +211,11 @@ fn mutate_newc() {
     run_target("newc");
 }
 
+#[test]
+fn mutate_initrd() {
+    run_target("initrd");
+}
+
 /// The seeds whose size fields overflow (pax `size=2^64-1`, `2^64-512`,
 /// `2^63-1`, `2^64`, GNU base-256 sizes of 2^64-1 and more): each must be
 /// refused as a tar, by its size, without a panic (debug builds check
