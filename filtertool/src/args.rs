@@ -87,9 +87,6 @@ pub struct MtimeArgs {
     pub keep_mtime: bool,
 }
 
-/// The filters read their input on stdin; a file argument
-/// (`elfdeps /usr/bin/ls`) is caught here so the message says so instead
-/// of clap's bare "unexpected argument".
 /// Which extended attributes `fileids` and `dockpack layer` read
 /// (docs/DESIGN.md, "The list format"; the namespaces and why are in
 /// `filelist::xattr`).
@@ -113,6 +110,9 @@ pub enum XattrWhich {
     All,
 }
 
+/// The filters read their input on stdin; a file argument
+/// (`elfdeps /usr/bin/ls`) is caught here so the message says so instead
+/// of clap's bare "unexpected argument".
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct StdinOnly {
     #[arg(value_name = "FILE", hide = true)]
