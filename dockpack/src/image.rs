@@ -605,84 +605,53 @@ pub fn write_stdout(inputs: &Inputs<'_>) -> Result<Image> {
     // Where stdout cannot even be inspected (closed: EBADF), it is
     // written as a stream, whose errors std and filtertool handle.
     let seekable = seekable_start(stdout.as_fd()).unwrap_or(None);
-    if let Some(spec) = &inputs.opts.compress {
-        // Into a file, each layer is compressed in place after a reserved
-        // header slot, as the uncompressed one-pass path writes it, where
-        // the slot is surely one block; else (a pipe, or a layer near
-        // 8 GiB) every layer is compressed into a file that vanishes with
-        // the process before the first byte goes out (`compress_all`).
-        return match seekable {
-            Some(start)
-                if inputs
-                    .layers
-                    .iter()
-                    .all(|l| fits_one_block(l.identity.size)) =>
-            {
-                let file = File::from(
-                    stdout
-                        .as_fd()
-                        .try_clone_to_owned()
-                        .context("cannot duplicate stdout")?,
-                );
-                drop(stdout);
-                let result = write_seekable_compressed(inputs, spec, &file, start);
-                if result.is_err() {
-                    // As `write_seekable`: nothing we wrote may remain.
-                    let _ = file.set_len(start);
-                    let _ = (&file).seek(SeekFrom::Start(start));
-                }
-                result
-            }
-            Some(start) => {
-                let done = compress_all(inputs, spec)?;
-                let mut file = File::from(
-                    stdout
-                        .as_fd()
-                        .try_clone_to_owned()
-                        .context("cannot duplicate stdout")?,
-                );
-                drop(stdout);
-                let mut started = false;
-                let result = write_compressed(done, inputs, &mut file, &mut started);
-                if result.is_err() {
-                    // As `write_seekable`: nothing we wrote may remain.
-                    let _ = file.set_len(start);
-                    let _ = file.seek(SeekFrom::Start(start));
-                }
-                result
-            }
-            None => {
-                drop(stdout);
-                let done = compress_all(inputs, spec)?;
-                let mut out = filtertool::stdout();
-                let mut started = false;
-                let result = write_compressed(done, inputs, &mut out, &mut started);
-                if let Err(e) = &result {
-                    if started && !filtertool::is_broken_pipe(e) {
-                        let _ = out.write_all(&tarfmt::poison_block());
-                        let _ = out.flush();
-                    }
-                }
-                result
-            }
-        };
-    }
+    let spec = inputs.opts.compress.as_ref();
+    // Into a file, each layer is written (compressed or not) in place
+    // after a reserved header slot, where the slot's size is known before:
+    // always for a plain layer, for a compressed one where it is surely
+    // one block. Else (a pipe, or a layer near 8 GiB) every compressed
+    // layer goes into a file that vanishes with the process before the
+    // first byte goes out (`compress_all`).
+    let one_pass = seekable.is_some()
+        && (spec.is_none()
+            || inputs
+                .layers
+                .iter()
+                .all(|l| fits_one_block(l.identity.size)));
+    let compressed = match spec {
+        Some(spec) if !one_pass => Some(compress_all(inputs, spec)?),
+        _ => None,
+    };
     match seekable {
         Some(start) => {
-            let file = File::from(
+            let mut file = File::from(
                 stdout
                     .as_fd()
                     .try_clone_to_owned()
                     .context("cannot duplicate stdout")?,
             );
             drop(stdout);
-            write_seekable(inputs, &file, start)
+            let result = match compressed {
+                None => write_seekable_from(inputs, spec, &file, start),
+                Some(source) => write_tar(inputs, source, &mut file, &mut false),
+            };
+            if result.is_err() {
+                // Nothing we wrote may remain; best effort, the error is
+                // reported.
+                let _ = file.set_len(start);
+                let _ = file.seek(SeekFrom::Start(start));
+            }
+            result
         }
         None => {
             drop(stdout);
+            let source = match compressed {
+                None => hash_all(inputs)?,
+                Some(source) => source,
+            };
             let mut out = filtertool::stdout();
             let mut started = false;
-            let result = write_stream(inputs, &mut out, &mut started);
+            let result = write_tar(inputs, source, &mut out, &mut started);
             if let Err(e) = &result {
                 if started && !filtertool::is_broken_pipe(e) {
                     let _ = out.write_all(&tarfmt::poison_block());
@@ -718,19 +687,17 @@ fn seekable_start(fd: BorrowedFd<'_>) -> io::Result<Option<u64>> {
     Ok(Some(start))
 }
 
-/// The single-pass writer, into `file` from offset `start`; on error the
-/// file is cut back to `start`.
-fn write_seekable(inputs: &Inputs<'_>, file: &File, start: u64) -> Result<Image> {
-    let result = write_seekable_from(inputs, file, start);
-    if result.is_err() {
-        // Nothing we wrote may remain; best effort, the error is reported.
-        let _ = file.set_len(start);
-        let _ = (&*file).seek(SeekFrom::Start(start));
-    }
-    result
-}
-
-fn write_seekable_from(inputs: &Inputs<'_>, file: &File, start: u64) -> Result<Image> {
+/// The single-pass writer, into `file` from offset `start`: each layer
+/// is checked and hashed as it is written (compressed with `spec`, where
+/// given, every layer then [`fits_one_block`]) after a slot for its
+/// header, which is written once the digest is known. The caller cuts the
+/// file back to `start` on error.
+fn write_seekable_from(
+    inputs: &Inputs<'_>,
+    spec: Option<&Spec>,
+    file: &File,
+    start: u64,
+) -> Result<Image> {
     let epoch = inputs.opts.epoch;
     let at = |bytes: &[u8], off: u64| {
         file.write_all_at(bytes, off)
@@ -739,37 +706,49 @@ fn write_seekable_from(inputs: &Inputs<'_>, file: &File, start: u64) -> Result<I
     let head = Image::head(epoch);
     at(&head, start)?;
     let first = start + head.len() as u64;
-    let ((hashed, stored, mut off), arch) = alongside_arch(inputs, || {
+    let ((blobs, stored, mut off), arch) = alongside_arch(inputs, || {
         let mut off = first;
         let mut stored = BTreeSet::new();
-        let mut hashed = Vec::with_capacity(inputs.layers.len());
+        let mut blobs = Vec::with_capacity(inputs.layers.len());
         for layer in &inputs.layers {
-            let size = layer.identity.size;
-            let slot = blob_header(&"0".repeat(64), size, epoch).len() as u64;
+            // A plain blob's size is the layer's; a compressed one's header
+            // is one block ([`fits_one_block`]).
+            let slot = match spec {
+                None => blob_header(&"0".repeat(64), layer.identity.size, epoch).len(),
+                Some(_) => tarfmt::BLOCK,
+            } as u64;
             // Until the real header is known its slot holds a block that
             // no tar reader accepts.
             at(&tarfmt::poison_block(), off)?;
             let data = off + slot;
-            let mut sink = |bytes: &[u8], pos: u64| at(bytes, data + pos);
-            let h = layerpass::read_layer(layer, Some(&mut sink))?;
-            if stored.insert(h.digest.clone()) {
-                let header = blob_header(&h.digest, h.size, epoch);
+            let blob = match spec {
+                None => {
+                    let mut sink = |bytes: &[u8], pos: u64| at(bytes, data + pos);
+                    LayerBlob::plain(layerpass::read_layer(layer, Some(&mut sink))?)
+                }
+                Some(spec) => {
+                    let out = WriteAt { file, pos: data };
+                    compress_layer(layer, spec, out, || "the image to stdout".to_string())?
+                }
+            };
+            if stored.insert(blob.digest.clone()) {
+                let header = blob_header(&blob.digest, blob.size, epoch);
                 if header.len() as u64 != slot {
                     bail!("layer {}: header size changed", quote_path(&layer.path));
                 }
-                let pad = &[0u8; tarfmt::BLOCK][..tarfmt::padding(h.size)];
-                at(pad, data + h.size)?;
+                let pad = &[0u8; tarfmt::BLOCK][..tarfmt::padding(blob.size)];
+                at(pad, data + blob.size)?;
                 at(&header, off)?;
-                off = data + h.size + pad.len() as u64;
+                off = data + blob.size + pad.len() as u64;
             }
             // A repeated layer leaves `off` where it was: what was
             // written of it is overwritten by what follows, or cut off
             // below.
-            hashed.push(LayerBlob::plain(h));
+            blobs.push(blob);
         }
-        Ok((hashed, stored, off))
+        Ok((blobs, stored, off))
     })?;
-    let image = documents(inputs, hashed, arch)?;
+    let image = documents(inputs, blobs, arch)?;
     let tail = image.tail(&stored);
     at(&tail, off)?;
     off += tail.len() as u64;
@@ -781,30 +760,71 @@ fn write_seekable_from(inputs: &Inputs<'_>, file: &File, start: u64) -> Result<I
     Ok(image)
 }
 
-/// The two-pass writer: every layer is checked and hashed before the
-/// first byte, then copied. `started` is set once a byte may be out.
-fn write_stream<W: Write>(inputs: &Inputs<'_>, out: &mut W, started: &mut bool) -> Result<Image> {
-    let (hashed, arch) = alongside_arch(inputs, || {
+/// Every layer's blob known before the first byte of a two-pass write,
+/// and where each stored blob's bytes come from.
+struct Source {
+    blobs: Vec<LayerBlob>,
+    arch: String,
+    /// The blobs' bytes: the layer files themselves (plain), or one
+    /// temporary file per stored blob, in order (compressed).
+    files: Option<Vec<File>>,
+}
+
+/// The first pass of the two-pass writer for plain layers: every layer
+/// checked and hashed.
+fn hash_all(inputs: &Inputs<'_>) -> Result<Source> {
+    let (blobs, arch) = alongside_arch(inputs, || {
         inputs
             .layers
             .iter()
             .map(|l| layerpass::read_layer(l, None).map(LayerBlob::plain))
             .collect::<Result<Vec<_>>>()
     })?;
-    let image = documents(inputs, hashed, arch)?;
+    Ok(Source {
+        blobs,
+        arch,
+        files: None,
+    })
+}
+
+/// The second pass: the image tar, each stored blob copied from its
+/// source. `started` is set once a byte may be out.
+fn write_tar<W: Write>(
+    inputs: &Inputs<'_>,
+    source: Source,
+    out: &mut W,
+    started: &mut bool,
+) -> Result<Image> {
+    let Source { blobs, arch, files } = source;
+    let image = documents(inputs, blobs, arch)?;
     let epoch = image.epoch;
     let w = |e: io::Error| anyhow::Error::new(e).context("writing the image");
     *started = true;
     out.write_all(&Image::head(epoch)).map_err(w)?;
     let mut stored = BTreeSet::new();
-    for (layer, h) in inputs.layers.iter().zip(&image.layers) {
-        if !stored.insert(h.digest.clone()) {
+    let mut files = files.map(Vec::into_iter);
+    for (layer, blob) in inputs.layers.iter().zip(&image.layers) {
+        if !stored.insert(blob.digest.clone()) {
             continue;
         }
-        out.write_all(&blob_header(&h.digest, h.size, epoch))
+        out.write_all(&blob_header(&blob.digest, blob.size, epoch))
             .map_err(w)?;
-        copy_layer(layer, h.size, out)?;
-        out.write_all(&[0u8; tarfmt::BLOCK][..tarfmt::padding(h.size)])
+        match files.as_mut() {
+            None => copy_layer(layer, blob.size, out)?,
+            Some(files) => {
+                let Some(mut file) = files.next() else {
+                    bail!("a compressed layer's temporary file is missing");
+                };
+                file.seek(SeekFrom::Start(0))
+                    .context("reading back a compressed layer")?;
+                // `io::copy` between files (or into a pipe) runs in the kernel.
+                let copied = io::copy(&mut (&mut file).take(blob.size), out).map_err(w)?;
+                if copied != blob.size {
+                    bail!("a compressed layer's temporary file shrank");
+                }
+            }
+        }
+        out.write_all(&[0u8; tarfmt::BLOCK][..tarfmt::padding(blob.size)])
             .map_err(w)?;
     }
     out.write_all(&image.tail(&stored)).map_err(w)?;
@@ -905,63 +925,6 @@ fn fits_one_block(size: u64) -> bool {
     blob_header(&"0".repeat(64), bound, 0).len() == tarfmt::BLOCK
 }
 
-/// The one-pass writer of compressed layers into `file` from offset
-/// `start`: as [`write_seekable_from`], with each layer compressed into
-/// place after its header slot (every layer [`fits_one_block`]). The
-/// caller cuts the file back to `start` on error.
-fn write_seekable_compressed(
-    inputs: &Inputs<'_>,
-    spec: &Spec,
-    file: &File,
-    start: u64,
-) -> Result<Image> {
-    let epoch = inputs.opts.epoch;
-    let at = |bytes: &[u8], off: u64| {
-        file.write_all_at(bytes, off)
-            .context("writing the image to stdout")
-    };
-    let head = Image::head(epoch);
-    at(&head, start)?;
-    let first = start + head.len() as u64;
-    let ((blobs, stored, mut off), arch) = alongside_arch(inputs, || {
-        let mut off = first;
-        let mut stored = BTreeSet::new();
-        let mut blobs = Vec::with_capacity(inputs.layers.len());
-        for layer in &inputs.layers {
-            // Until the real header is known its slot holds a block that
-            // no tar reader accepts.
-            at(&tarfmt::poison_block(), off)?;
-            let data = off + tarfmt::BLOCK as u64;
-            let out = WriteAt { file, pos: data };
-            let blob = compress_layer(layer, spec, out, || "the image to stdout".to_string())?;
-            if stored.insert(blob.digest.clone()) {
-                let header = blob_header(&blob.digest, blob.size, epoch);
-                if header.len() != tarfmt::BLOCK {
-                    bail!("layer {}: header size changed", quote_path(&layer.path));
-                }
-                let pad = &[0u8; tarfmt::BLOCK][..tarfmt::padding(blob.size)];
-                at(pad, data + blob.size)?;
-                at(&header, off)?;
-                off = data + blob.size + pad.len() as u64;
-            }
-            // A repeated layer leaves `off` where it was: what was
-            // written of it is overwritten by what follows, or cut off
-            // below.
-            blobs.push(blob);
-        }
-        Ok((blobs, stored, off))
-    })?;
-    let image = documents(inputs, blobs, arch)?;
-    let tail = image.tail(&stored);
-    at(&tail, off)?;
-    off += tail.len() as u64;
-    file.set_len(off).context("writing the image to stdout")?;
-    (&*file)
-        .seek(SeekFrom::Start(off))
-        .context("writing the image to stdout")?;
-    Ok(image)
-}
-
 /// Compresses every layer, each into an unnamed temporary file in
 /// `$TMPDIR` (`O_TMPFILE`, tempfile(3)): it has no name to leave behind,
 /// whether we fail, are killed or finish, and the kernel frees it when
@@ -974,7 +937,7 @@ fn write_seekable_compressed(
 ///
 /// Returns every layer's blob, and the files of the blobs to store: a
 /// layer repeating an earlier one is stored once.
-fn compress_all(inputs: &Inputs<'_>, spec: &Spec) -> Result<Compressed> {
+fn compress_all(inputs: &Inputs<'_>, spec: &Spec) -> Result<Source> {
     let tmp = std::env::temp_dir();
     let shown = || format!("a temporary file in {}", quote_path(&tmp));
     let ((blobs, files), arch) = alongside_arch(inputs, || {
@@ -992,55 +955,11 @@ fn compress_all(inputs: &Inputs<'_>, spec: &Spec) -> Result<Compressed> {
         }
         Ok((blobs, files))
     })?;
-    Ok(Compressed { blobs, files, arch })
-}
-
-/// Every layer compressed ([`compress_all`]) and the architecture.
-struct Compressed {
-    blobs: Vec<LayerBlob>,
-    files: Vec<File>,
-    arch: String,
-}
-
-/// Writes the image tar of compressed layers into `out`: the same
-/// member order as the other paths, each blob copied from its file.
-/// `started` is set once a byte may be out.
-fn write_compressed<W: Write>(
-    done: Compressed,
-    inputs: &Inputs<'_>,
-    out: &mut W,
-    started: &mut bool,
-) -> Result<Image> {
-    let Compressed { blobs, files, arch } = done;
-    let image = documents(inputs, blobs, arch)?;
-    let epoch = image.epoch;
-    let w = |e: io::Error| anyhow::Error::new(e).context("writing the image");
-    *started = true;
-    out.write_all(&Image::head(epoch)).map_err(w)?;
-    let mut stored = BTreeSet::new();
-    let mut files = files.into_iter();
-    for blob in &image.layers {
-        if !stored.insert(blob.digest.clone()) {
-            continue;
-        }
-        let Some(mut file) = files.next() else {
-            bail!("a compressed layer's temporary file is missing");
-        };
-        out.write_all(&blob_header(&blob.digest, blob.size, epoch))
-            .map_err(w)?;
-        file.seek(SeekFrom::Start(0))
-            .context("reading back a compressed layer")?;
-        // `io::copy` between files (or into a pipe) runs in the kernel.
-        let copied = io::copy(&mut (&mut file).take(blob.size), out).map_err(w)?;
-        if copied != blob.size {
-            bail!("a compressed layer's temporary file shrank");
-        }
-        out.write_all(&[0u8; tarfmt::BLOCK][..tarfmt::padding(blob.size)])
-            .map_err(w)?;
-    }
-    out.write_all(&image.tail(&stored)).map_err(w)?;
-    out.flush().map_err(w)?;
-    Ok(image)
+    Ok(Source {
+        blobs,
+        arch,
+        files: Some(files),
+    })
 }
 
 /// Copies a layer into `out` after checking it is the file that was
