@@ -271,23 +271,13 @@ impl Reader {
         // Measured on the Debian minbase tree (6.8k entries): 64 KiB
         // every time cost fileids about 20 ms of system time.
         let path = &self.path[..];
-        let list = |buf: &mut [u8]| {
-            retry(|| {
-                if follow {
-                    rustix::fs::listxattr(path, &mut *buf)
-                } else {
-                    rustix::fs::llistxattr(path, &mut *buf)
-                }
-            })
-        };
-        self.names.resize(SMALL, 0);
-        let listed = match list(&mut self.names[..]) {
-            Err(Errno::RANGE) => {
-                self.names.resize(XATTR_LIST_MAX, 0);
-                list(&mut self.names[..])
+        let listed = small_first(&mut self.names, XATTR_LIST_MAX, |buf| {
+            if follow {
+                rustix::fs::listxattr(path, buf)
+            } else {
+                rustix::fs::llistxattr(path, buf)
             }
-            other => other,
-        };
+        });
         let n = match listed {
             Ok(n) => n,
             Err(Errno::NOTSUP) => 0,
@@ -302,23 +292,13 @@ impl Reader {
                     continue;
                 }
                 // Small first, as for the list (fs/xattr.c, `getxattr`).
-                let get = |buf: &mut [u8]| {
-                    retry(|| {
-                        if follow {
-                            rustix::fs::getxattr(path, name, &mut *buf)
-                        } else {
-                            rustix::fs::lgetxattr(path, name, &mut *buf)
-                        }
-                    })
-                };
-                self.value.resize(SMALL, 0);
-                let got = match get(&mut self.value[..]) {
-                    Err(Errno::RANGE) => {
-                        self.value.resize(XATTR_SIZE_MAX, 0);
-                        get(&mut self.value[..])
+                let got = small_first(&mut self.value, XATTR_SIZE_MAX, |buf| {
+                    if follow {
+                        rustix::fs::getxattr(path, name, buf)
+                    } else {
+                        rustix::fs::lgetxattr(path, name, buf)
                     }
-                    other => other,
-                };
+                });
                 let len = match got {
                     Ok(len) => len,
                     // Removed since it was listed: absent.
@@ -347,6 +327,23 @@ impl Reader {
         self.names = names;
         result?;
         Ok(XattrSet::new(attrs))
+    }
+}
+
+/// Calls `call` with `buf` at [`SMALL`] bytes, and again at `max` when
+/// that was too small (ERANGE); EINTR is retried.
+fn small_first(
+    buf: &mut Vec<u8>,
+    max: usize,
+    mut call: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>,
+) -> rustix::io::Result<usize> {
+    buf.resize(SMALL, 0);
+    match retry(|| call(&mut buf[..])) {
+        Err(Errno::RANGE) => {
+            buf.resize(max, 0);
+            retry(|| call(&mut buf[..]))
+        }
+        other => other,
     }
 }
 
