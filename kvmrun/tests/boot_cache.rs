@@ -8,37 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn kernel() -> Option<PathBuf> {
-    if let Some(k) = std::env::var_os("KVMRUN_KERNEL").filter(|k| !k.is_empty()) {
-        return Some(k.into());
-    }
-    let mut v: Vec<PathBuf> = fs::read_dir("/boot")
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().contains("/vmlinuz-"))
-        .collect();
-    v.sort_by(|a, b| {
-        kvmrun::kernel::version_cmp(
-            a.as_os_str().as_encoded_bytes(),
-            b.as_os_str().as_encoded_bytes(),
-        )
-    });
-    v.pop()
-}
-
-fn missing() -> Option<String> {
-    let qemu = format!("qemu-system-{}", std::env::consts::ARCH);
-    for (prog, arg) in [(qemu.as_str(), "--version"), ("cpio", "--version")] {
-        if Command::new(prog).arg(arg).output().is_err() {
-            return Some(format!("{prog} is not installed"));
-        }
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("no /bin/busybox (apt-get install busybox-static)".into());
-    }
-    None
-}
+mod common;
 
 fn initrd(dir: &Path) -> PathBuf {
     let root = dir.join("root");
@@ -80,11 +50,11 @@ fn only_entry(cache: &Path) -> PathBuf {
 
 #[test]
 fn a_bzimage_boots_as_its_cached_vmlinux() {
-    if let Some(why) = missing() {
+    if let Some(why) = common::missing(&["cpio"]) {
         testkit::skip(why);
         return;
     }
-    let Some(k) = kernel() else {
+    let Some(k) = common::kernel() else {
         testkit::skip(
             "no kernel: no $KVMRUN_KERNEL, no /boot/vmlinuz-* (apt-get install linux-image-amd64)",
         );

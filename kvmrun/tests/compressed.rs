@@ -15,37 +15,7 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-/// `$KVMRUN_KERNEL`, else the newest Debian kernel in /boot.
-fn kernel() -> Option<PathBuf> {
-    if let Some(k) = std::env::var_os("KVMRUN_KERNEL") {
-        return Some(PathBuf::from(k));
-    }
-    let mut v: Vec<PathBuf> = fs::read_dir("/boot")
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().contains("/vmlinuz-"))
-        .collect();
-    v.sort_by(|a, b| {
-        kvmrun::kernel::version_cmp(
-            a.as_os_str().as_encoded_bytes(),
-            b.as_os_str().as_encoded_bytes(),
-        )
-    });
-    v.pop()
-}
-
-/// Why these tests cannot run here, if they cannot.
-fn missing() -> Option<String> {
-    let qemu = format!("qemu-system-{}", std::env::consts::ARCH);
-    if Command::new(&qemu).arg("--version").output().is_err() {
-        return Some(format!("{qemu} is not installed"));
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("no /bin/busybox (apt-get install busybox-static)".into());
-    }
-    None
-}
+mod common;
 
 /// 9 MiB that compress about 3:1: text with noise in it.
 fn data() -> Vec<u8> {
@@ -88,11 +58,11 @@ fn initrd(dir: &Path, method: &str, data: &[u8]) -> PathBuf {
 }
 
 fn boots(method: &str, magic: &[u8]) {
-    if let Some(why) = missing() {
+    if let Some(why) = common::missing(&[]) {
         testkit::skip(why);
         return;
     }
-    let Some(kernel) = kernel() else {
+    let Some(kernel) = common::kernel() else {
         testkit::skip("no /boot/vmlinuz-* (apt-get install linux-image-amd64)");
         return;
     };

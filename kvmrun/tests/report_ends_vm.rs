@@ -10,37 +10,16 @@
 //! cpio is missing the test says so and returns.
 
 use std::fs;
-use std::path::Path;
 use std::process::Command as StdCommand;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 
-fn missing() -> Option<String> {
-    let qemu = format!("qemu-system-{}", std::env::consts::ARCH);
-    for prog in [qemu.as_str(), "cpio"] {
-        if StdCommand::new(prog).arg("--version").output().is_err() {
-            return Some(format!("{prog} is not installed"));
-        }
-    }
-    let has_kernel = fs::read_dir("/boot")
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
-        })
-        .unwrap_or(false);
-    if !has_kernel && std::env::var_os("KVMRUN_KERNEL").is_none() {
-        return Some("no /boot/vmlinuz-* (apt-get install linux-image-amd64)".into());
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("no /bin/busybox (apt-get install busybox-static)".into());
-    }
-    None
-}
+mod common;
 
 #[test]
 fn the_vm_ends_when_the_report_is_in_even_if_the_guest_cannot_power_off() {
-    if let Some(why) = missing() {
+    if let Some(why) = common::missing(&["cpio"]) {
         testkit::skip(format!("the VM test: {why}"));
         return;
     }

@@ -9,12 +9,14 @@
 //! or cpio is missing the test says so and returns.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command as StdCommand, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+
+mod common;
 
 const PROBE_C: &str = r#"
 #include <stdio.h>
@@ -41,39 +43,11 @@ struct Image {
     initrd: PathBuf,
 }
 
-/// Why the end-to-end tests cannot run here, if they cannot.
-fn missing() -> Option<String> {
-    let qemu = format!("qemu-system-{}", std::env::consts::ARCH);
-    for (prog, arg) in [
-        (qemu.as_str(), "--version"),
-        ("cc", "--version"),
-        ("cpio", "--version"),
-        ("ldd", "--version"),
-    ] {
-        if StdCommand::new(prog).arg(arg).output().is_err() {
-            return Some(format!("{prog} is not installed"));
-        }
-    }
-    let has_kernel = fs::read_dir("/boot")
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
-        })
-        .unwrap_or(false);
-    if !has_kernel && std::env::var_os("KVMRUN_KERNEL").is_none() {
-        return Some("no /boot/vmlinuz-* (apt-get install linux-image-amd64)".into());
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("no /bin/busybox (apt-get install busybox-static)".into());
-    }
-    None
-}
-
 /// The image the VM tests boot, or None (after a visible skip of the
 /// calling test) when they cannot run here.
 fn image() -> Option<&'static Image> {
     static IMAGE: OnceLock<Result<Image, String>> = OnceLock::new();
-    match IMAGE.get_or_init(|| match missing() {
+    match IMAGE.get_or_init(|| match common::missing(&["cc", "cpio", "ldd"]) {
         Some(why) => Err(why),
         None => Ok(build_image()),
     }) {
