@@ -90,6 +90,13 @@ fn compress(format: Format, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The cache entry, extracted or found, of the bzImage at `k`.
+fn entry(k: &Path, cache: &Path) -> vmlinux::Entry {
+    vmlinux::cached(&File::open(k).unwrap(), cache)
+        .unwrap_or_else(|e| panic!("{}: {e:#}", k.display()))
+        .expect("a bzImage")
+}
+
 /// A bzImage as the boot protocol lays it out: `setup_sects` sectors of
 /// setup after the boot sector, then the protected-mode code holding the
 /// payload at `payload_offset`. `tag` makes otherwise equal images differ.
@@ -173,14 +180,10 @@ fn a_second_run_does_not_extract_again() {
         "bzImage",
         &fake_bzimage(&compress(Format::Gzip, &elf), 0),
     );
-    let first = vmlinux::cached(&File::open(&k).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let first = entry(&k, &cache);
     assert!(first.extracted);
     let ino = fs::metadata(&first.path).unwrap().ino();
-    let second = vmlinux::cached(&File::open(&k).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let second = entry(&k, &cache);
     assert!(!second.extracted, "extracted again");
     assert_eq!(second.path, first.path);
     assert_eq!(fs::metadata(&second.path).unwrap().ino(), ino);
@@ -195,21 +198,15 @@ fn a_changed_bzimage_gets_a_new_entry() {
     let a = fake_elf(true, &filler());
     let b = fake_elf(true, b"another kernel");
     fs::write(&k, fake_bzimage(&compress(Format::Xz, &a), 0)).unwrap();
-    let ea = vmlinux::cached(&File::open(&k).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let ea = entry(&k, &cache);
     fs::write(&k, fake_bzimage(&compress(Format::Xz, &b), 0)).unwrap();
-    let eb = vmlinux::cached(&File::open(&k).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let eb = entry(&k, &cache);
     assert!(eb.extracted);
     assert_ne!(ea.path, eb.path);
     assert_eq!(fs::read(&eb.path).unwrap(), b);
     // Only the setup bytes differ: same vmlinux, yet a new key.
     fs::write(&k, fake_bzimage(&compress(Format::Xz, &b), 1)).unwrap();
-    let ec = vmlinux::cached(&File::open(&k).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let ec = entry(&k, &cache);
     assert!(ec.extracted);
     assert_eq!(entries(&cache).len(), 3, "{:?}", entries(&cache));
 }
@@ -224,23 +221,17 @@ fn a_damaged_entry_is_detected_and_rebuilt() {
         "bzImage",
         &fake_bzimage(&compress(Format::Zstd, &elf), 0),
     );
-    let e = vmlinux::cached(&File::open(&k).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let e = entry(&k, &cache);
     // One byte flipped in place (a disk error, a stray write), then the
     // file cut short (a full disk).
     let mut bad = elf.clone();
     bad[5000] ^= 0x40;
     fs::write(&e.path, &bad).unwrap();
-    let again = vmlinux::cached(&File::open(&k).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let again = entry(&k, &cache);
     assert!(again.extracted, "the damaged entry was used");
     assert_eq!(fs::read(&again.path).unwrap(), elf);
     fs::write(&again.path, &elf[..100]).unwrap();
-    let third = vmlinux::cached(&File::open(&k).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let third = entry(&k, &cache);
     assert!(third.extracted, "the truncated entry was used");
     assert_eq!(fs::read(&third.path).unwrap(), elf);
     assert_eq!(entries(&cache).len(), 1, "{:?}", entries(&cache));
@@ -256,9 +247,7 @@ fn a_kernel_without_the_pvh_note_is_said_so() {
         "bzImage",
         &fake_bzimage(&compress(Format::Gzip, &elf), 0),
     );
-    let e = vmlinux::cached(&File::open(&k).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let e = entry(&k, &cache);
     assert!(!e.pvh);
     // Not a bzImage at all (an ELF given as --kernel): nothing to extract.
     let k = write(d.path(), "vmlinux", &elf);
@@ -322,15 +311,11 @@ fn a_planted_entry_symlink_is_not_followed() {
         "bzImage",
         &fake_bzimage(&compress(Format::Gzip, &elf), 0),
     );
-    let e = vmlinux::cached(&File::open(&k).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let e = entry(&k, &cache);
     let theirs = write(d.path(), "theirs", &elf);
     fs::remove_file(&e.path).unwrap();
     std::os::unix::fs::symlink(&theirs, &e.path).unwrap();
-    let again = vmlinux::cached(&File::open(&k).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let again = entry(&k, &cache);
     assert!(again.extracted, "the symlink was used");
     assert!(!fs::symlink_metadata(&again.path)
         .unwrap()
@@ -457,21 +442,15 @@ fn an_entry_unused_for_a_month_is_removed_and_a_used_one_kept() {
         "b",
         &fake_bzimage(&compress(Format::Gzip, &fake_elf(true, b"kernel b")), 0),
     );
-    let ea = vmlinux::cached(&File::open(&ka).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
-    let eb = vmlinux::cached(&File::open(&kb).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let ea = entry(&ka, &cache);
+    let eb = entry(&kb, &cache);
     let month = std::time::Duration::from_secs(86400 * (vmlinux::MAX_AGE_DAYS as u64 + 1));
     let then = std::time::SystemTime::now() - month;
     for e in [&ea, &eb] {
         File::open(&e.path).unwrap().set_modified(then).unwrap();
     }
     // Using a: a is stamped now and kept, b (unused for a month) goes.
-    let again = vmlinux::cached(&File::open(&ka).unwrap(), &cache)
-        .unwrap()
-        .unwrap();
+    let again = entry(&ka, &cache);
     assert!(!again.extracted);
     assert!(!eb.path.exists(), "the stale entry is still there");
     let name = ea.path.file_name().unwrap().to_str().unwrap().to_string();
