@@ -8,14 +8,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use common::{dockpack, hello_tree, hex, layer, list};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use testkit::engines::{PodmanImages, Registry};
 use testkit::{have, is_root, skip};
 
 const METHODS: [(&str, &str); 2] = [
@@ -357,35 +356,6 @@ fn podman_output(image: &str) -> String {
     String::new()
 }
 
-/// Stops the registry we started (that pid only) and removes the podman
-/// images we made, also when an assertion fails.
-struct Guard {
-    child: Option<Child>,
-    images: Vec<String>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            if let Some(pid) = rustix::process::Pid::from_raw(c.id() as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(15) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for img in &self.images {
-            let _ = Command::new("podman").args(["rmi", "-f", img]).output();
-        }
-    }
-}
-
 /// The layer descriptors (digest, media type) of an image manifest.
 fn layer_descriptors(manifest: &Value) -> Vec<(String, String)> {
     manifest["layers"]
@@ -431,38 +401,9 @@ fn engines_take_compressed_images_and_the_registry_keeps_our_blobs() {
     let name = format!("dockpack-compressed-{}", std::process::id());
 
     // One registry for both methods: storage in the temp dir.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let storage = t.path().join("registry");
-    let config = t.path().join("registry.yml");
-    fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
-            storage.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = Guard {
-        child: Some(child),
-        images: vec![],
-    };
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "registry not up");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let registry = Registry::start(t.path());
+    let (port, storage) = (registry.port, registry.storage.clone());
+    let mut images = PodmanImages::default();
 
     for (method, media_type) in METHODS {
         let tag = format!("{name}:{method}");
@@ -544,7 +485,7 @@ fn engines_take_compressed_images_and_the_registry_keeps_our_blobs() {
         }
 
         // podman loads and runs it.
-        guard.images.push(tag.clone());
+        images.0.push(tag.clone());
         let o = run(Command::new("podman").arg("load").arg("-i").arg(&img));
         assert!(text(&o).contains(&tag), "{}", text(&o));
         assert_eq!(podman_output(&tag), "Hello, compressed!\n");
@@ -606,10 +547,11 @@ fn engines_take_compressed_images_and_the_registry_keeps_our_blobs() {
             );
         }
         // podman pulls it back and runs it.
-        guard.images.push(remote.clone());
+        images.0.push(remote.clone());
         run(Command::new("podman").args(["pull", "-q", "--tls-verify=false", &remote]));
         assert_eq!(podman_output(&remote), "Hello, compressed!\n");
         eprintln!("{method}: skopeo inspect, umoci, podman load/run, registry push/pull/run: ok");
     }
-    drop(guard);
+    drop(images);
+    drop(registry);
 }

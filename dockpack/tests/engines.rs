@@ -8,13 +8,13 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{hex, layer, list};
 use sha2::{Digest, Sha256};
+use testkit::engines::{PodmanImages, Registry, Service};
 use testkit::{have, is_root, skip};
 
 fn run(cmd: &mut Command) -> Output {
@@ -45,42 +45,6 @@ fn in_cgroup2(script: &str) -> Command {
 
 const PODMAN_RUN: &str = "podman run --rm --cgroups=disabled --ulimit nofile=1024:1024 \
                           --ulimit nproc=1024:1024 --network none";
-
-/// Kills a service we started, and removes images we loaded, on drop.
-struct Guard {
-    child: Option<Child>,
-    podman_images: Vec<String>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            if let Some(pid) = rustix::process::Pid::from_raw(c.id() as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(15) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for img in &self.podman_images {
-            let _ = Command::new("podman").args(["rmi", "-f", img]).output();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -257,10 +221,7 @@ fn real_engines_load_and_run_the_image() {
     eprintln!("skopeo inspect, umoci unpack: ok");
 
     // podman: load, run by tag; the whiteout hides /gone.
-    let mut guard = Guard {
-        child: None,
-        podman_images: vec![tag.clone(), base_tag.clone()],
-    };
+    let images = PodmanImages(vec![tag.clone(), base_tag.clone()]);
     let o = run(Command::new("podman").arg("load").arg("-i").arg(&img));
     assert!(
         text(&o).contains(&format!("docker.io/library/{tag}")),
@@ -272,36 +233,14 @@ fn real_engines_load_and_run_the_image() {
     assert_eq!(text(&o), "Hello, world!\ngone: absent\n");
     let o = run(&mut in_cgroup2(&format!("{PODMAN_RUN} {base_tag}")));
     assert_eq!(text(&o), "Hello, world!\ngone: present\n");
-    drop(guard);
+    drop(images);
     eprintln!("podman load/run: ok");
 
     // A real registry: skopeo copy in, podman pull back, run.
-    let port = free_port();
-    let config = t.path().join("registry.yml");
-    fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
-            t.path().join("registry").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let registry = Registry::start(t.path());
+    let port = registry.port;
     let remote = format!("127.0.0.1:{port}/{name}:1");
-    guard = Guard {
-        child: Some(child),
-        podman_images: vec![remote.clone()],
-    };
-    wait_for("docker-registry", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let images = PodmanImages(vec![remote.clone()]);
     run(Command::new("skopeo")
         .args(["copy", "--dest-tls-verify=false"])
         .arg(format!("docker-archive:{}", img.display()))
@@ -309,7 +248,8 @@ fn real_engines_load_and_run_the_image() {
     run(Command::new("podman").args(["pull", "--tls-verify=false", &remote]));
     let o = run(&mut in_cgroup2(&format!("{PODMAN_RUN} {remote}")));
     assert_eq!(text(&o), "Hello, world!\ngone: absent\n");
-    drop(guard);
+    drop(images);
+    drop(registry);
     eprintln!("registry push/pull/run: ok");
 
     // A real Docker engine: load, run by tag and by the iidfile id.
@@ -326,10 +266,7 @@ fn real_engines_load_and_run_the_image() {
     .stderr(fs::File::create(d.join("dockerd.log")).unwrap())
     .spawn()
     .unwrap();
-    let _guard = Guard {
-        child: Some(child),
-        podman_images: vec![],
-    };
+    let _dockerd = Service(child);
     let docker_bin = if Path::new("/usr/bin/docker").exists() {
         "/usr/bin/docker"
     } else {

@@ -2,7 +2,8 @@
 //! own copy: the built binaries (`bins`), running a program with stdin
 //! and with its stdout closed early (`run`), "are we root" and an ordinary
 //! user to run as (`user`), the mutation loop of the robustness tests
-//! (`mutation`), and the visible skip (`skip`): a test that cannot run
+//! (`mutation`), a local registry and cleanup of services and podman
+//! images (`engines`), and the visible skip (`skip`): a test that cannot run
 //! says `skipped: WHY` on stderr and leaves a record under
 //! `target/test-skips/` that `scripts/test.sh` sums up at the end, since
 //! cargo shows a skipped test as `ok` and hides its stderr.
@@ -10,6 +11,7 @@
 //! Dev-only (`publish = false`): nothing here is part of a tool.
 
 pub mod bins;
+pub mod engines;
 pub mod mutation;
 pub mod run;
 pub mod skip;

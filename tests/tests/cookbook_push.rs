@@ -6,31 +6,12 @@
 //! blobs and the pushed digest, never the image id.
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use pipeline_tests::support;
+use testkit::engines::{PodmanImages, Registry};
 use testkit::have;
-
-/// Stops the registry we started (that pid only), and removes the image
-/// podman pulled, also when an assertion fails.
-struct Guard {
-    child: Child,
-    images: Vec<String>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // SIGKILL to the one pid we spawned: its storage is a temp dir.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for img in &self.images {
-            let _ = Command::new("podman").args(["rmi", "-f", img]).output();
-        }
-    }
-}
 
 /// `make TARGET` in `dir` with our binaries first on PATH, bounded.
 fn make(dir: &Path, path: &std::ffi::OsStr, target: &str, env: &[(&str, &str)]) -> Output {
@@ -109,38 +90,9 @@ fn push_to_a_local_registry() {
     assert!(err.contains("simple.push: REGISTRY is not set"), "{err}");
     assert!(!dir.join("simple.push").exists());
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let storage = t.path().join("registry");
-    let config = t.path().join("registry.yml");
-    fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
-            storage.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = Guard {
-        child,
-        images: vec![],
-    };
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "registry not up");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let server = Registry::start(t.path());
+    let (port, storage) = (server.port, server.storage.clone());
+    let mut images = PodmanImages::default();
     let registry = format!("127.0.0.1:{port}/cookbook");
     let repo = storage.join("docker/registry/v2/repositories/cookbook/simple");
     let image = dir.join("simple.image");
@@ -188,7 +140,7 @@ fn push_to_a_local_registry() {
         }
         // podman pulls it by digest and runs it.
         let by_digest = format!("{registry}/simple@{digest}");
-        guard.images.push(by_digest.clone());
+        images.0.push(by_digest.clone());
         let o = Command::new("timeout")
             .args([
                 "300",
@@ -228,5 +180,6 @@ fn push_to_a_local_registry() {
     // Another compression: another manifest, the same image id.
     assert_ne!(pushed[0].0, pushed[1].0);
     assert_eq!(pushed[0].1, pushed[1].1);
-    drop(guard);
+    drop(images);
+    drop(server);
 }
