@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{dockpack, hello_tree, hex, layer, list};
+use common::{dockpack, hello_tree, hex, in_cgroup2, layer, list, run, text, PODMAN_RUN};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use testkit::engines::{PodmanImages, Registry};
@@ -312,32 +312,9 @@ fn a_failure_while_compressing_leaves_nothing() {
 
 // The engines.
 
-fn run(cmd: &mut Command) -> Output {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// `podman run` in a private mount namespace with cgroup2 on
-/// /sys/fs/cgroup, as dockpack/tests/engines.rs does: on hosts with
-/// hybrid cgroups podman fails without it.
+/// `podman run IMAGE` ([`common::PODMAN_RUN`]).
 fn podman_run(image: &str) -> Command {
-    let mut c = Command::new("unshare");
-    c.arg("-m").arg("sh").arg("-c").arg(format!(
-        "umount -R /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 none /sys/fs/cgroup && \
-         podman run --rm --cgroups=disabled --ulimit nofile=1024:1024 \
-         --ulimit nproc=1024:1024 --network none {image}"
-    ));
-    c
+    in_cgroup2(&format!("{PODMAN_RUN} {image}"))
 }
 
 /// What `podman run IMAGE` prints. A run that exits 0 having printed

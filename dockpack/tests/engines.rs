@@ -9,42 +9,13 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{hex, layer, list};
+use common::{hex, in_cgroup2, layer, list, run, text, PODMAN_RUN};
 use sha2::{Digest, Sha256};
 use testkit::engines::{PodmanImages, Registry, Service};
 use testkit::{have, is_root, skip};
-
-fn run(cmd: &mut Command) -> Output {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Runs `script` in a private mount namespace with cgroup2 on
-/// /sys/fs/cgroup: on a host with hybrid cgroups (CI's firecracker VMs)
-/// `podman run` and dockerd fail without it.
-fn in_cgroup2(script: &str) -> Command {
-    let mut c = Command::new("unshare");
-    c.arg("-m").arg("sh").arg("-c").arg(format!(
-        "umount -R /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 none /sys/fs/cgroup && {script}"
-    ));
-    c
-}
-
-const PODMAN_RUN: &str = "podman run --rm --cgroups=disabled --ulimit nofile=1024:1024 \
-                          --ulimit nproc=1024:1024 --network none";
 
 fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let t = Instant::now();

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
@@ -109,3 +109,36 @@ pub fn layer(root: &Path, input: &str, out: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     fs::File::create(out).unwrap().write_all(&o.stdout).unwrap();
 }
+
+/// Runs `cmd`, which must succeed: its output.
+pub fn run(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Its stdout as text.
+pub fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `script` in a private mount namespace with cgroup2 on
+/// /sys/fs/cgroup: on a host with hybrid cgroups (CI's firecracker VMs)
+/// `podman run` and dockerd fail without it.
+pub fn in_cgroup2(script: &str) -> Command {
+    let mut c = Command::new("unshare");
+    c.arg("-m").arg("sh").arg("-c").arg(format!(
+        "umount -R /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 none /sys/fs/cgroup && {script}"
+    ));
+    c
+}
+
+/// `podman run` as these machines need it (see [`in_cgroup2`]), followed
+/// by the image.
+pub const PODMAN_RUN: &str = "podman run --rm --cgroups=disabled --ulimit nofile=1024:1024 \
+                              --ulimit nproc=1024:1024 --network none";
