@@ -6,7 +6,9 @@
 //! on their latency most of the time. Interleaving the rounds of several
 //! messages fills those gaps: measured on the 2-core AMD EPYC these
 //! machines have, one stream 2.0 GB/s (`sha2`, `openssl speed -evp
-//! sha256`), two 2.5, three 3.3, four 3.8 GB/s. `fileids` hashes many
+//! sha256`), two 2.5, three 3.3, four 3.8 GB/s. Not on every CPU: on an
+//! Intel Xeon it is slower than one message after another, so whether to
+//! interleave is measured at the first call (`x86::interleave`). `fileids` hashes many
 //! files, so it can always offer several messages, and its target
 //! (`scripts/bench/fileids.sh` prints the ratio) is to come within 1.3x
 //! of "bytes / (cores x one-stream speed)", which the one-stream hashing
@@ -36,14 +38,15 @@ pub const INIT: [u32; 8] = [
 /// paired up to the shorter of the two, at most [`LANES`] of them.
 pub fn compress(states: &mut [[u32; 8]], data: &[&[u8]]) -> usize {
     #[cfg(target_arch = "x86_64")]
-    let shani = x86::available();
+    let shani = x86::interleave();
     #[cfg(not(target_arch = "x86_64"))]
     let shani = false;
     compress_with(states, data, shani)
 }
 
-/// [`compress`], with the SHA-NI kernel only if `shani` (and the CPU has
-/// it): the tests run both ways.
+/// [`compress`], with the interleaved SHA-NI kernel only if `shani` (and
+/// the CPU has it), else one message after another: the tests run both
+/// ways.
 fn compress_with(states: &mut [[u32; 8]], data: &[&[u8]], shani: bool) -> usize {
     let lanes = states.len().min(data.len()).min(LANES);
     let blocks = data[..lanes]
@@ -103,6 +106,7 @@ pub fn finish(mut state: [u32; 8], tail: &[u8], total: u64) -> [u8; 32] {
 mod x86 {
     use std::arch::x86_64::*;
     use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
 
     /// The SHA extensions, and SSSE3/SSE4.1 for the byte shuffles and
     /// blends around them (all on every CPU that has SHA-NI, checked
@@ -113,6 +117,41 @@ mod x86 {
             is_x86_feature_detected!("sha")
                 && is_x86_feature_detected!("ssse3")
                 && is_x86_feature_detected!("sse4.1")
+        })
+    }
+
+    /// Whether the interleaved kernel beats `sha2`'s one-message kernel
+    /// run lane after lane on this CPU. It does on the AMD EPYC the module
+    /// doc measures, and does not on the Intel Xeon of other machines (one
+    /// stream 1.38 GB/s; two, three and four interleaved 1.07, 1.13 and
+    /// 1.18 GB/s together): the gaps it fills are not there when
+    /// `sha256rnds2` is not latency-bound. So it is measured, once per
+    /// process: both ways over the same [`LANES`] x 8 KiB, the best of
+    /// three each (about 0.2 ms in all). A wrong pick costs speed only;
+    /// the digests are the same either way.
+    pub fn interleave() -> bool {
+        static FASTER: OnceLock<bool> = OnceLock::new();
+        *FASTER.get_or_init(|| {
+            if !available() {
+                return false;
+            }
+            const TRIAL: usize = 8 << 10;
+            let buf: Vec<u8> = (0..super::LANES * TRIAL).map(|i| (i * 131) as u8).collect();
+            let mut data: [&[u8]; super::LANES] = [&[]; super::LANES];
+            for (d, chunk) in data.iter_mut().zip(buf.chunks(TRIAL)) {
+                *d = chunk;
+            }
+            let mut best = [Duration::MAX; 2];
+            for _ in 0..3 {
+                for (interleaved, best) in [true, false].into_iter().zip(&mut best) {
+                    let mut states = [super::INIT; super::LANES];
+                    let start = Instant::now();
+                    super::compress_with(&mut states, &data, interleaved);
+                    std::hint::black_box(&states);
+                    *best = (*best).min(start.elapsed());
+                }
+            }
+            best[0] < best[1]
         })
     }
 
