@@ -6,5 +6,5 @@ exec >&2
 rm -rf simple libs debian debian.fakeroot hello \
 	simple.fs libs.fs debian.fs \
 	*.list *.list.all *.layer *.image *.iid *.initrd *.gz \
-	*.runlocal *.runkvm *.rundocker *.load *.push *.sha256 *.tmp \
+	*.runlocal *.runkvm *.rundocker *.load *.push *.sha256 *.setting *.tmp \
 	*.make-tmp .*.make-out *.redo-tmp .*.redo-out

@@ -12,10 +12,11 @@
 # umoci 0.4.7 refuses zstd layers: COMPRESS=zstd where only newer engines
 # pull. The image id does not
 # depend on it.
-# redo does not see a change of $COMPRESS: rebuild the image after one.
+# A change of $COMPRESS rebuilds the image (COMPRESS.setting,
+# default.setting.do).
 # PATH as need.sh sees it (path.sh: ../target/release, /usr/sbin, /sbin).
 . ./path.sh
-redo-ifchange "$1.layers"
+redo-ifchange "$1.layers" COMPRESS.setting
 ./need.sh dockpack
 name=$2 out=$3
 layers=$(cat "$1.layers")

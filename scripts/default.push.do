@@ -12,7 +12,9 @@
 # pushes a gzip of its own, and without --preserve-digests it may swap in
 # a blob the registry already has for the same layer in another
 # compression (docs/DESIGN.md "Image format").
-# redo does not see a change of $REGISTRY: push again after one.
+# A change of $REGISTRY pushes again (REGISTRY.setting,
+# default.setting.do); one of $PUSH_FLAGS does not, as it may hold a
+# password that no file should.
 . ./path.sh
 if [ -z "${REGISTRY:-}" ]; then
 	echo "$1: REGISTRY is not set: say where to push, e.g." \
@@ -21,7 +23,7 @@ if [ -z "${REGISTRY:-}" ]; then
 	exit 1
 fi
 ./need.sh skopeo
-redo-ifchange "$2.image"
+redo-ifchange "$2.image" REGISTRY.setting
 # PUSH_FLAGS is split into words on purpose.
 # shellcheck disable=SC2086
 skopeo copy -q --preserve-digests ${PUSH_FLAGS:-} --digestfile "$3" \

@@ -6,11 +6,14 @@
 # file; the product is $3, else stdout, else nothing; a failure keeps no
 # output. make has already built the prerequisites, so redo-ifchange here
 # only checks that what the script depends on exists (if not, the Makefile
-# lacks a prerequisite), redo-ifcreate does nothing, and redo runs this.
+# lacks a prerequisite), redo-ifcreate, redo-always and redo-stamp do
+# nothing (the Makefile's NAME.setting rule does their job), and redo runs
+# this.
 set -e
 here=$(pwd -P)
 shims=$here/.make-shims
-if ! [ -x "$shims/redo" ]; then
+# The last shim written: shims from before it was added are renewed.
+if ! [ -x "$shims/redo-stamp" ]; then
 	# The first jobs of make -j get here at once: each writes the shims
 	# into a directory of its own and renames it into place, so no job
 	# runs a shim another is still writing ("Text file busy"); when
@@ -26,10 +29,14 @@ for f; do
 done
 SHIM
 	printf '#!/bin/sh\nexit 0\n' >"$new/redo-ifcreate"
+	# The Makefile's NAME.setting rule keeps an unchanged setting itself.
+	printf '#!/bin/sh\nexit 0\n' >"$new/redo-always"
+	printf '#!/bin/sh\ncat >/dev/null\n' >"$new/redo-stamp"
 	printf '#!/bin/sh\nexec "%s/make-do.sh" "$@"\n' "$here" >"$new/redo"
-	chmod +x "$new/redo-ifchange" "$new/redo-ifcreate" "$new/redo"
+	chmod +x "$new/redo-ifchange" "$new/redo-ifcreate" "$new/redo-always" \
+		"$new/redo-stamp" "$new/redo"
 	mv -T "$new" "$shims" 2>/dev/null || rm -rf "$new"
-	if ! [ -x "$shims/redo" ]; then
+	if ! [ -x "$shims/redo-stamp" ]; then
 		echo "make-do.sh: $shims is incomplete: remove it (make clean)" >&2
 		exit 1
 	fi

@@ -34,8 +34,15 @@
 //!   builds finish in. After a failure no further target starts; those
 //!   running finish, and the first failure in argument order is reported.
 //!
-//! Not implemented: `redo-always`, `redo-stamp`, checksums instead of
-//! stamps.
+//! - `redo-always` (in a `.do` script) makes its target out of date at
+//!   the start of every run: it builds once per run. `redo-stamp` reads
+//!   its stdin and records its SHA-256 as the target's stamp: when a
+//!   build's stamp equals the last build's, the target counts as
+//!   unchanged, and what depends on it is not rebuilt for it. Together
+//!   they make a value that is not a file (an environment variable) a
+//!   dependency (scripts/default.setting.do).
+//!
+//! Not implemented: checksums instead of stamps for ordinary targets.
 
 mod jobserver;
 mod waits;
@@ -79,6 +86,8 @@ pub fn main() -> ExitCode {
         let result = match name.as_str() {
             "redo-ifchange" => ctx.ifchange(targets),
             "redo-ifcreate" => ctx.ifcreate(targets),
+            "redo-always" => ctx.always(targets),
+            "redo-stamp" => ctx.stamp_stdin(targets),
             _ => ctx.redo(targets),
         };
         ctx.finish();
@@ -164,6 +173,13 @@ struct DoFile {
 struct Record {
     built: String,
     checked: String,
+    /// The run whose build last changed the target: `built`, unless a
+    /// `redo-stamp` equal to the one before kept the older run.
+    changed: String,
+    /// Out of date at the start of every run (`redo-always`).
+    always: bool,
+    /// The SHA-256 that `redo-stamp` recorded, if it ran.
+    stamp: String,
     out: String,
     deps: Vec<(String, PathBuf)>,
     creates: Vec<PathBuf>,
@@ -194,7 +210,13 @@ impl Ctx {
                     .map_err(|e| format!("{}: {e}", db.join(dir).display()))?;
             }
             let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-            for name in ["redo", "redo-ifchange", "redo-ifcreate"] {
+            for name in [
+                "redo",
+                "redo-ifchange",
+                "redo-ifcreate",
+                "redo-always",
+                "redo-stamp",
+            ] {
                 let link = bin.join(name);
                 let _ = fs::remove_file(&link);
                 std::os::unix::fs::symlink(&exe, &link)
@@ -276,6 +298,45 @@ impl Ctx {
         Ok(())
     }
 
+    fn always(&self, args: &[OsString]) -> Result<()> {
+        if !args.is_empty() {
+            return Err("redo-always takes no arguments".into());
+        }
+        self.inside("redo-always")?;
+        self.note_line(b"always")
+    }
+
+    /// `redo-stamp`: the SHA-256 of stdin as the target's stamp.
+    fn stamp_stdin(&self, args: &[OsString]) -> Result<()> {
+        use sha2::{Digest as _, Sha256};
+        if !args.is_empty() {
+            return Err("redo-stamp takes no arguments; it reads stdin".into());
+        }
+        self.inside("redo-stamp")?;
+        use std::io::Read as _;
+        let mut h = Sha256::new();
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => h.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("redo-stamp: reading stdin: {e}")),
+            }
+        }
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        self.note_line(format!("stamp {hex}").as_bytes())
+    }
+
+    /// Refuses a command that only means something inside a `.do` script.
+    fn inside(&self, what: &str) -> Result<()> {
+        match self.parent {
+            Some(_) => Ok(()),
+            None => Err(format!("{what}: not run by a .do script")),
+        }
+    }
+
     fn ifcreate(&self, args: &[OsString]) -> Result<()> {
         for a in args {
             let t = self.abs(a);
@@ -347,6 +408,13 @@ impl Ctx {
 
     /// Appends a dependency line to the record of the target being built.
     fn note(&self, prefix: &str, path: &Path) -> Result<()> {
+        let mut line = prefix.as_bytes().to_vec();
+        line.extend_from_slice(path.as_os_str().as_bytes());
+        self.note_line(&line)
+    }
+
+    /// Appends one line to the record of the target being built.
+    fn note_line(&self, text: &[u8]) -> Result<()> {
         let Some(parent) = &self.parent else {
             return Ok(());
         };
@@ -356,8 +424,7 @@ impl Ctx {
             .create(true)
             .open(&pending)
             .map_err(|e| format!("{}: {e}", pending.display()))?;
-        let mut line = prefix.as_bytes().to_vec();
-        line.extend_from_slice(path.as_os_str().as_bytes());
+        let mut line = text.to_vec();
         line.push(b'\n');
         // One write of one short line: appends from parallel builds do
         // not interleave (O_APPEND).
@@ -424,7 +491,10 @@ impl Ctx {
         if rec.checked == self.run {
             return Ok(true);
         }
-        if rec.out != stamp(t) || rec.creates.iter().any(|c| fs::symlink_metadata(c).is_ok()) {
+        if rec.always
+            || rec.out != stamp(t)
+            || rec.creates.iter().any(|c| fs::symlink_metadata(c).is_ok())
+        {
             return Ok(false);
         }
         for (st, dep) in &rec.deps {
@@ -446,7 +516,13 @@ impl Ctx {
     fn dep_stamp(&self, p: &Path) -> String {
         if find_do(p).is_some() {
             if let Some(r) = self.load(p) {
-                return format!("built:{}", r.built);
+                // A record from before `changed` existed: its build.
+                let changed = if r.changed.is_empty() {
+                    &r.built
+                } else {
+                    &r.changed
+                };
+                return format!("built:{changed}");
             }
         }
         stamp(p)
@@ -552,6 +628,10 @@ impl Ctx {
         let mut rec = parse_record(&deps);
         rec.built = self.run.clone();
         rec.checked = self.run.clone();
+        rec.changed = match self.load(t) {
+            Some(old) if !rec.stamp.is_empty() && old.stamp == rec.stamp => old.changed,
+            _ => self.run.clone(),
+        };
         rec.out = stamp(t);
         self.save(t, &rec)
     }
@@ -565,9 +645,15 @@ impl Ctx {
         let mut data = Vec::new();
         let _ = write!(
             data,
-            "built {}\nchecked {}\nout {}\n",
-            r.built, r.checked, r.out
+            "built {}\nchecked {}\nchanged {}\nout {}\n",
+            r.built, r.checked, r.changed, r.out
         );
+        if r.always {
+            data.extend_from_slice(b"always\n");
+        }
+        if !r.stamp.is_empty() {
+            let _ = writeln!(data, "stamp {}", r.stamp);
+        }
         for (st, p) in &r.deps {
             let _ = write!(data, "dep {st} ");
             data.extend_from_slice(p.as_os_str().as_bytes());
@@ -598,6 +684,12 @@ fn parse_record(data: &[u8]) -> Record {
             r.built = text(v);
         } else if let Some(v) = line.strip_prefix(b"checked ") {
             r.checked = text(v);
+        } else if let Some(v) = line.strip_prefix(b"changed ") {
+            r.changed = text(v);
+        } else if line == b"always" {
+            r.always = true;
+        } else if let Some(v) = line.strip_prefix(b"stamp ") {
+            r.stamp = text(v);
         } else if let Some(v) = line.strip_prefix(b"out ") {
             r.out = text(v);
         } else if let Some(v) = line.strip_prefix(b"dep ") {

@@ -46,6 +46,8 @@ impl Env {
             .env_remove("ENGINE")
             .env_remove("MINREDO_RUN")
             .env_remove("MINREDO_DB")
+            .env_remove("COMPRESS")
+            .env_remove("REGISTRY")
             .env_remove("MAKEFLAGS");
         for (k, v) in extra {
             cmd.env(k, v);
@@ -269,6 +271,47 @@ fn cookbook_through_redo_and_make() {
     }
     env.run(r, minredo, &again, &[]);
     assert_eq!(ids(r, debian), first, "a rebuild changed an id");
+
+    // 2b. $COMPRESS is a dependency (default.setting.do): a new value
+    //     rebuilds the image, the same value again nothing.
+    let ifchange = r.join(".redo/bin/redo-ifchange");
+    let ifchange = ifchange.to_str().unwrap_or("redo-ifchange");
+    let image_time = || {
+        fs::metadata(r.join("simple.image"))
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| panic!("simple.image: {e}"))
+    };
+    let holds = |what: &[u8]| {
+        let bytes = fs::read(r.join("simple.image")).unwrap_or_else(|e| panic!("{e}"));
+        bytes.windows(what.len()).any(|w| w == what)
+    };
+    let unchanged = image_time();
+    env.run(r, ifchange, &["simple.image"], &[]);
+    assert_eq!(
+        image_time(),
+        unchanged,
+        "an unchanged $COMPRESS rebuilt the image"
+    );
+    for compress in ["zstd", ""] {
+        let before = image_time();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let setting = [("COMPRESS", compress)];
+        env.run(r, ifchange, &["simple.image"], &setting);
+        assert_ne!(
+            image_time(),
+            before,
+            "COMPRESS={compress:?} did not rebuild"
+        );
+        assert_eq!(
+            holds(b"tar+zstd"),
+            compress == "zstd",
+            "COMPRESS={compress:?}"
+        );
+        let built = image_time();
+        env.run(r, ifchange, &["simple.image"], &setting);
+        assert_eq!(image_time(), built, "COMPRESS={compress:?} again rebuilt");
+    }
+    assert_eq!(ids(r, debian), first, "$COMPRESS changed an id");
 
     // 3. A Docker engine of our own runs the hello image.
     match support::Dockerd::start() {

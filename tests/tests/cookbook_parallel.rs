@@ -359,7 +359,13 @@ fn sequential_then_parallel(driver: &str, parallel: &[&[&str]]) {
         let before = stamps(&d);
         std::thread::sleep(std::time::Duration::from_millis(20));
         run(&path, &d, prog, &args, &env);
-        let again = changed(&before, &stamps(&d));
+        let mut again = changed(&before, &stamps(&d));
+        if is_redo {
+            // NAME.setting is made again on every run (redo-always in
+            // default.setting.do); what depends on it is not (redo-stamp),
+            // as the rest of this check shows. make leaves it untouched.
+            again.retain(|p| p.extension().is_none_or(|e| e != "setting"));
+        }
         assert!(again.is_empty(), "a second {label} changed {again:?}");
         if is_redo {
             // The runs removed their jobserver FIFOs.

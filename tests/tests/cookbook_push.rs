@@ -2,8 +2,9 @@
 //! registry (distribution, on 127.0.0.1): without $REGISTRY it refuses
 //! before building anything of its own; with it, the registry's tag
 //! points at the very manifest inside NAME.image, whose digest is the
-//! product; podman pulls that digest and runs it. $COMPRESS changes the
-//! blobs and the pushed digest, never the image id.
+//! product; podman pulls that digest and runs it. A change of $COMPRESS
+//! rebuilds and pushes again without any file removed by hand, and
+//! changes the blobs and the pushed digest, never the image id.
 
 use std::fs;
 use std::path::Path;
@@ -104,10 +105,8 @@ fn push_to_a_local_registry() {
             ("PUSH_FLAGS", "--dest-tls-verify=false"),
             ("COMPRESS", compress),
         ];
-        // A rebuild of the image with this $COMPRESS, and a push of it
-        // (redo and make do not track the environment).
-        let _ = fs::remove_file(&image);
-        let _ = fs::remove_file(dir.join("simple.push"));
+        // $COMPRESS is a dependency (scripts/default.setting.do): a new
+        // value rebuilds the image and pushes it again, by itself.
         let o = make(&dir, &path, "simple.push", &env);
         ok(&o, &format!("make simple.push (COMPRESS={compress:?})"));
         let digest = fs::read_to_string(dir.join("simple.push")).unwrap();
@@ -176,6 +175,22 @@ fn push_to_a_local_registry() {
         }
         assert_eq!(printed, "Hello, world!\n");
         pushed.push((digest, fs::read_to_string(dir.join("simple.iid")).unwrap()));
+        // The same settings again: nothing is rebuilt or pushed.
+        let times = || {
+            ["simple.image", "simple.push"].map(|n| {
+                fs::metadata(dir.join(n))
+                    .and_then(|m| m.modified())
+                    .unwrap()
+            })
+        };
+        let before = times();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let o = make(&dir, &path, "simple.push", &env);
+        ok(
+            &o,
+            &format!("make simple.push again (COMPRESS={compress:?})"),
+        );
+        assert_eq!(times(), before, "an unchanged $COMPRESS rebuilt something");
     }
     // Another compression: another manifest, the same image id.
     assert_ne!(pushed[0].0, pushed[1].0);

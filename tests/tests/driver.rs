@@ -134,6 +134,50 @@ fn ifchange_rebuilds_only_what_changed_once_per_run() {
     assert_eq!(read(d.path(), "top"), "2\n2\n");
 }
 
+/// A value that is no file as a dependency: `redo-always` rebuilds the
+/// target every run, and `redo-stamp` lets what depends on it rebuild
+/// only when the value changed (scripts/default.setting.do).
+#[test]
+fn always_and_stamp_rebuild_dependents_only_on_change() {
+    let d = tmp();
+    write(
+        d.path(),
+        "setting.do",
+        "cat value >\"$3\"; echo setting >>log; redo-always; redo-stamp <\"$3\"\n",
+    );
+    write(
+        d.path(),
+        "image.do",
+        "redo-ifchange setting; echo image >>log; cat setting\n",
+    );
+    write(d.path(), "value", "gzip\n");
+    let ok = |o: Output| assert!(o.status.success(), "{o:?}");
+    ok(run(d.path(), "redo-ifchange", &["image"]));
+    assert_eq!(read(d.path(), "log"), "setting\nimage\n");
+    // The same value: the setting runs again, the image does not.
+    ok(run(d.path(), "redo-ifchange", &["image"]));
+    assert_eq!(read(d.path(), "log"), "setting\nimage\nsetting\n");
+    // A new value: both run, once.
+    write(d.path(), "value", "zstd\n");
+    ok(run(
+        d.path(),
+        "redo-ifchange",
+        &["image", "setting", "image"],
+    ));
+    assert_eq!(
+        read(d.path(), "log"),
+        "setting\nimage\nsetting\nsetting\nimage\n"
+    );
+    assert_eq!(read(d.path(), "image"), "zstd\n");
+    // Outside a .do script they are errors, not silently nothing.
+    for prog in ["redo-always", "redo-stamp"] {
+        let o = run(d.path(), prog, &[]);
+        assert!(!o.status.success(), "{prog}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("not run by a .do script"), "{prog}: {err}");
+    }
+}
+
 #[test]
 fn ifcreate_and_targets_without_files() {
     let d = tmp();
