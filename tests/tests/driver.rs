@@ -178,6 +178,42 @@ fn always_and_stamp_rebuild_dependents_only_on_change() {
     }
 }
 
+/// The cookbook's scripts/default.setting.do: the value is written as it
+/// is, never run, and a target that names no variable is refused before
+/// anything is expanded (the name goes through `eval`).
+#[test]
+fn cookbook_setting_writes_the_value_and_refuses_other_names() {
+    let d = tmp();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/default.setting.do");
+    fs::copy(&script, d.path().join("default.setting.do"))
+        .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+    let value = "x $(touch pwned) `touch pwned2`; y";
+    let out = Command::new(minredo())
+        .arg("FOO.setting")
+        .current_dir(d.path())
+        .env("FOO", value)
+        .output()
+        .unwrap_or_else(|e| panic!("minredo: {e}"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(read(d.path(), "FOO.setting"), format!("{value}\n"));
+    for name in [
+        "a;touch pwned.setting",
+        "1X.setting",
+        "a-b.setting",
+        "a b.setting",
+    ] {
+        let out = run(d.path(), "redo", &[name]);
+        assert!(!out.status.success(), "{name}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("is not the name of an environment variable"),
+            "{name}: {err}"
+        );
+        assert!(!d.path().join(name).exists(), "{name}");
+    }
+    assert!(!d.path().join("pwned").exists() && !d.path().join("pwned2").exists());
+}
+
 #[test]
 fn ifcreate_and_targets_without_files() {
     let d = tmp();
