@@ -12,7 +12,8 @@
 set -e
 here=$(pwd -P)
 shims=$here/.make-shims
-# The last shim written: shims from before it was added are renewed.
+# redo-stamp is the newest shim: a directory without it is from an older
+# make-do.sh, and gets what it lacks below.
 if ! [ -x "$shims/redo-stamp" ]; then
 	# The first jobs of make -j get here at once: each writes the shims
 	# into a directory of its own and renames it into place, so no job
@@ -35,7 +36,15 @@ SHIM
 	printf '#!/bin/sh\nexec "%s/make-do.sh" "$@"\n' "$here" >"$new/redo"
 	chmod +x "$new/redo-ifchange" "$new/redo-ifcreate" "$new/redo-always" \
 		"$new/redo-stamp" "$new/redo"
-	mv -T "$new" "$shims" 2>/dev/null || rm -rf "$new"
+	if ! mv -T "$new" "$shims" 2>/dev/null; then
+		# Another job's directory won, or an older one is there: it gets
+		# each shim it lacks by a rename, which never shows a job a
+		# half-written file.
+		for f in "$new"/*; do
+			[ -x "$shims/${f##*/}" ] || mv -f "$f" "$shims/"
+		done
+		rm -rf "$new"
+	fi
 	if ! [ -x "$shims/redo-stamp" ]; then
 		echo "make-do.sh: $shims is incomplete: remove it (make clean)" >&2
 		exit 1

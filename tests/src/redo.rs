@@ -309,11 +309,11 @@ impl Ctx {
     /// `redo-stamp`: the SHA-256 of stdin as the target's stamp.
     fn stamp_stdin(&self, args: &[OsString]) -> Result<()> {
         use sha2::{Digest as _, Sha256};
+        use std::io::Read as _;
         if !args.is_empty() {
             return Err("redo-stamp takes no arguments; it reads stdin".into());
         }
         self.inside("redo-stamp")?;
-        use std::io::Read as _;
         let mut h = Sha256::new();
         let mut stdin = std::io::stdin().lock();
         let mut buf = vec![0u8; 64 << 10];
