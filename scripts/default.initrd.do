@@ -3,7 +3,8 @@
 # kvmrun appends its own init, so no rdinit script is needed.
 # PATH as need.sh sees it (path.sh: ../target/release, /usr/sbin, /sbin).
 . ./path.sh
-redo-ifchange "$2.fs"
+# The kernel named by $KVMRUN_KERNEL decides the compression (below).
+redo-ifchange "$2.fs" KVMRUN_KERNEL.setting
 ./need.sh mkinitrd
 if [ -e "$2.fakeroot" ]; then
 	redo-ifchange "$2.fakeroot"

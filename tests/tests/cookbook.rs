@@ -312,6 +312,34 @@ fn cookbook_through_redo_and_make() {
         assert_eq!(image_time(), built, "COMPRESS={compress:?} again rebuilt");
     }
     assert_eq!(ids(r, debian), first, "$COMPRESS changed an id");
+    // So is $KVMRUN_KERNEL for the initrds (its configuration decides
+    // their compression): another kernel remakes simple.initrd, once.
+    let initrd_time = || {
+        fs::metadata(r.join("simple.initrd"))
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| panic!("simple.initrd: {e}"))
+    };
+    env.run(r, ifchange, &["simple.initrd"], &[]);
+    // Back to the kernel the run was given (none: kvmrun's choice).
+    let given = std::env::var("KVMRUN_KERNEL").unwrap_or_default();
+    for kernel in ["/nonexistent/vmlinuz-0", given.as_str()] {
+        let before = initrd_time();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let setting = [("KVMRUN_KERNEL", kernel)];
+        env.run(r, ifchange, &["simple.initrd"], &setting);
+        assert_ne!(
+            initrd_time(),
+            before,
+            "KVMRUN_KERNEL={kernel:?} did not remake it"
+        );
+        let built = initrd_time();
+        env.run(r, ifchange, &["simple.initrd"], &setting);
+        assert_eq!(
+            initrd_time(),
+            built,
+            "KVMRUN_KERNEL={kernel:?} again remade it"
+        );
+    }
 
     // 3. A Docker engine of our own runs the hello image.
     match support::Dockerd::start() {
