@@ -112,7 +112,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         // MTIME 0 = "not available"), so the bytes depend on the input only.
         let encoder = compress::Encoder::new(spec, &mut out).context("writing stdout")?;
         let mut buffered = BufWriter::with_capacity(128 * 1024, encoder);
-        pack_all(&mut buffered, &mut records, &opts, &adds)?;
+        pack_all(&mut buffered, &mut records, &opts, &adds).map_err(as_output_error)?;
         // On error, the encoder is dropped unfinished: it writes no
         // trailer, so a truncated archive is never a complete stream.
         let encoder = buffered
@@ -121,10 +121,28 @@ pub fn run(cli: Cli) -> Result<u8> {
             .context("writing stdout")?;
         encoder.finish().context("writing stdout")?;
     } else {
-        pack_all(&mut out, &mut records, &opts, &adds)?;
+        pack_all(&mut out, &mut records, &opts, &adds).map_err(as_output_error)?;
     }
     out.flush().context("writing stdout")?;
     Ok(0)
+}
+
+/// A failure of the output is reported as `writing stdout: WHY`, not
+/// under the input line and member that were being written when it
+/// happened (a full disk is no fault of `./usr/bin/bash`).
+fn as_output_error(e: anyhow::Error) -> anyhow::Error {
+    let output = e.chain().find_map(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<newc::OutputError>())
+    });
+    match output {
+        Some(newc::OutputError(io)) => {
+            anyhow::Error::new(std::io::Error::new(io.kind(), io.to_string()))
+                .context("writing stdout")
+        }
+        None => e,
+    }
 }
 
 /// The proper ancestors of a member name, outermost first (`a/b/c` →

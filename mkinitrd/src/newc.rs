@@ -197,12 +197,12 @@ impl<W: Write> Writer<W> {
         self.put(&trailer.encode()?)?;
         self.put_name(TRAILER)?;
         self.pad(BLOCK)?;
-        self.out.flush()?;
+        self.out.flush().map_err(output)?;
         Ok(self.out)
     }
 
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)?;
+        self.out.write_all(bytes).map_err(output)?;
         self.written += bytes.len() as u64;
         Ok(())
     }
@@ -242,7 +242,7 @@ impl<W: Write> Writer<W> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            self.out.write_all(&self.buf[..n])?;
+            self.out.write_all(&self.buf[..n]).map_err(output)?;
             self.written += n as u64;
             left -= n as u64;
         }
@@ -265,6 +265,26 @@ impl<W: Write> Writer<W> {
             }
         }
     }
+}
+
+/// A failure of the archive's output (a full disk, a closed pipe, the
+/// compressor), as opposed to one reading a member's data: the caller
+/// reports it as the output's, not as the member's that was being
+/// written. Carried inside an `io::Error` of the same kind, so a broken
+/// pipe is still one.
+#[derive(Debug)]
+pub struct OutputError(pub io::Error);
+
+impl std::fmt::Display for OutputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for OutputError {}
+
+fn output(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), OutputError(e))
 }
 
 fn poisoned() -> io::Error {

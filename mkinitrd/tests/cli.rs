@@ -552,3 +552,49 @@ fn fakeroot_device_only_over_a_regular_file() {
         "the fakeroot state says a character device, but it is a directory on disk",
     );
 }
+
+/// A full disk under stdout is the output's failure, said once, not the
+/// failure of the member being written when it struck (which was how it
+/// read: `stdin line 105: "./etc/...": No space left on device`).
+#[test]
+fn a_full_output_is_reported_as_the_outputs() {
+    let t = tmp();
+    let dir = t.path();
+    sample_tree(dir);
+    // Enough data that the failure comes while a member is written.
+    sh(dir, "head -c 3000000 /dev/urandom > bin/large");
+    let names = names(dir);
+    for args in [
+        &[][..],
+        &["--compress", "gzip"],
+        &["--compress", "zstd"],
+        &["--compress", "lz4"],
+    ] {
+        let full = fs::File::options()
+            .write(true)
+            .open("/dev/full")
+            .unwrap_or_else(|e| panic!("/dev/full: {e}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mkinitrd"))
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(full))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("mkinitrd: {e}"));
+        let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+        // mkinitrd may stop reading once the output fails.
+        let _ = stdin.write_all(&names);
+        drop(stdin);
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("mkinitrd: {e}"));
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            text(&out.stderr),
+            "mkinitrd: writing stdout: No space left on device\n",
+            "{args:?}"
+        );
+    }
+}
